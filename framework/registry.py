@@ -1,0 +1,119 @@
+"""Name -> factory registries for models, losses, datasets and evaluators.
+
+Projects register their pieces when they are imported:
+
+    from framework import registry
+
+    @registry.MODELS.register("vivit_classification")
+    class ViViTClassifier(nn.Module): ...
+
+A config names each piece by its registry name; `Registry.build` turns the name and the
+config's keyword arguments into an object, with errors that name the config key at fault.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config names something that does not exist or has the wrong shape or type."""
+
+
+class Registry:
+    """A mapping from snake_case names to factories (classes or functions)."""
+
+    def __init__(self, kind: str):
+        """Takes `kind`, a plural noun used in error messages ("models", "losses")."""
+        self.kind = kind
+        self._factories: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Returns a decorator that registers a factory under `name` and returns it unchanged."""
+
+        def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+            existing = self._factories.get(name)
+            if existing is not None and _qualname(existing) != _qualname(factory):
+                raise ValueError(
+                    f"{self.kind}: name {name!r} is already registered by "
+                    f"{_qualname(existing)}; pick another name for {_qualname(factory)}."
+                )
+            self._factories[name] = factory
+            return factory
+
+        return decorator
+
+    def names(self) -> list[str]:
+        """Returns the registered names, sorted."""
+        return sorted(self._factories)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._factories
+
+    def get(self, name: str, config_key: str = "name") -> Callable[..., Any]:
+        """Returns the factory registered under `name`.
+
+        Raises ConfigError naming `config_key`, the close matches and every known name when
+        `name` is unknown.
+        """
+        if name in self._factories:
+            return self._factories[name]
+        close = difflib.get_close_matches(str(name), self.names(), n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ConfigError(
+            f"{config_key}={name!r}: unknown {self.kind[:-1] if self.kind.endswith('s') else self.kind}"
+            f" name.{hint} Known {self.kind}: {', '.join(self.names()) or '(none)'}. "
+            "If it belongs to a project, set config.project (or load the config from "
+            "projects/<name>/configs/) so the project is imported and registers it."
+        )
+
+    def build(self, name: str, kwargs: Mapping[str, Any], config_key: str, **extra: Any) -> Any:
+        """Calls the factory for `name` with `kwargs` (from the config) and `extra` (from code).
+
+        Unknown keyword arguments are reported as `config_key.<arg>` with the accepted ones.
+        """
+        factory = self.get(name, f"{config_key}.name")
+        check_kwargs(factory, kwargs, config_key, f"{self.kind[:-1]} {name!r}")
+        return factory(**dict(kwargs), **extra)
+
+
+def accepted_kwargs(factory: Callable[..., Any]) -> tuple[set[str], bool]:
+    """Returns (names of the keyword arguments `factory` takes, whether it takes **kwargs)."""
+    if inspect.isclass(factory) and hasattr(factory, "__dataclass_fields__"):
+        fields = {
+            n for n, f in factory.__dataclass_fields__.items()
+            if f.init and n not in ("parent", "name")
+        }
+        return fields, False
+    params = inspect.signature(factory).parameters.values()
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    var_kw = any(p.kind == p.VAR_KEYWORD for p in params)
+    return names, var_kw
+
+
+def check_kwargs(
+    factory: Callable[..., Any], kwargs: Mapping[str, Any], config_key: str, what: str
+) -> None:
+    """Raises ConfigError when `kwargs` holds a key that `factory` does not accept."""
+    names, var_kw = accepted_kwargs(factory)
+    if var_kw:
+        return
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise ConfigError(
+            f"{config_key}.{unknown[0]}: unknown key for {what}. "
+            f"Accepted keys: {', '.join(sorted(names))}."
+        )
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+MODELS = Registry("models")
+LOSSES = Registry("losses")
+DATASETS = Registry("datasets")
+EVALUATORS = Registry("evaluators")
