@@ -1,0 +1,93 @@
+"""Parameter counts, FLOPs from XLA's cost analysis, and model FLOPs utilisation (MFU).
+
+Conventions: XLA's cost analysis counts a multiply-add as 2 FLOPs ((M,K)@(K,N) is 2*M*K*N);
+`compiled_flops` returns XLA's count as is, `forward_gflops` halves it (a multiply-add once,
+the convention of papers' "GFLOPs" tables).
+
+Checked with jax 0.10.2 on CPU: both `jax.jit(f).lower(...).cost_analysis()` and
+`.lower(...).compile().cost_analysis()` return a dict with 'flops' (older jax versions return a
+list with one dict per program; both forms are handled). The lowered analysis is of the whole
+(unpartitioned) program; the compiled one is of the program each device runs, so for a step
+jitted with sharded inputs over D devices `compiled_flops` is the per-device count (about the
+global count / D); divide by per-device step time and per-device peak for MFU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import numpy as np
+from flax import linen as nn
+
+
+def unbox(tree: Any) -> Any:
+    """Returns `tree` with Flax boxed leaves (nn.LogicallyPartitioned, ...) replaced by values.
+
+    Unlike `nn.meta.unbox`, applies no sharding constraint, so it works on abstract params
+    (ShapeDtypeStructs) inside `jax.set_mesh` / `nn.logical_axis_rules` contexts too.
+    """
+
+    def one(x):
+        if isinstance(x, nn.Partitioned):
+            return x.unbox(apply_constraint=False)
+        return x.unbox() if isinstance(x, nn.meta.AxisMetadata) else x
+
+    return jax.tree.map(one, tree, is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))
+
+
+def count_params(params: Any) -> int:
+    """Returns the number of scalars in a param tree of arrays or ShapeDtypeStructs.
+
+    Flax boxed leaves (nn.LogicallyPartitioned and other AxisMetadata) are unboxed first.
+    """
+    leaves = jax.tree.leaves(unbox(params))
+    return int(sum(math.prod(getattr(x, "shape", np.shape(x))) for x in leaves))
+
+
+def compiled_flops(compiled: Any) -> float | None:
+    """Returns XLA's FLOP count (a multiply-add = 2) of a compiled or lowered computation.
+
+    Takes the result of `jax.jit(f).lower(*args).compile()` (or of `.lower(*args)`). Returns
+    None when the backend gives no cost analysis or no 'flops' entry.
+    """
+    try:
+        analysis = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001  (backends without cost analysis raise various errors)
+        return None
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else None
+    if not analysis or "flops" not in analysis:
+        return None
+    flops = float(analysis["flops"])
+    return flops if flops >= 0 else None
+
+
+def forward_gflops(apply_fn: Any, *abstract_args: Any, use_compiled: bool = False) -> float:
+    """Returns the GFLOPs of one call `apply_fn(*abstract_args)`, a multiply-add counted once.
+
+    `abstract_args` are pytrees of jax.ShapeDtypeStruct (or arrays); nothing is allocated.
+    The count is XLA's cost analysis / 2 / 1e9 of the lowered (whole, unpartitioned) program;
+    with `use_compiled`, or when the lowered program has no analysis, the program is compiled
+    and its analysis used (the same numbers on CPU, slower). Raises RuntimeError when neither
+    gives a FLOP count.
+    """
+    lowered = jax.jit(apply_fn).lower(*abstract_args)
+    flops = None if use_compiled else compiled_flops(lowered)
+    if flops is None:
+        flops = compiled_flops(lowered.compile())
+    if flops is None:
+        raise RuntimeError(f"XLA gives no FLOP count on backend {jax.default_backend()!r}.")
+    return flops / 2 / 1e9
+
+
+def mfu(flops_per_step: float, step_time_s: float, peak_flops: float) -> float:
+    """Returns model FLOPs utilisation: flops_per_step / step_time_s / peak_flops (0..1).
+
+    All three in the same units and for the same devices (e.g. per-device XLA flops, a step's
+    wall time and one device's peak FLOP/s). Returns 0.0 when a time or peak is not positive.
+    """
+    if step_time_s <= 0 or peak_flops <= 0:
+        return 0.0
+    return flops_per_step / step_time_s / peak_flops
