@@ -1,0 +1,3 @@
+"""Evaluators, registered by name in `framework.registry.EVALUATORS`."""
+
+from framework.evaluators import classification  # noqa: F401
