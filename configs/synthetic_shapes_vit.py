@@ -30,8 +30,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         name="vit_classification", num_classes=12, patch_size=(4, 4), hidden_size=64,
         depth=4, mlp_dim=128, num_heads=4, posemb="learn", pool_type="gap", dtype="float32"))
     c.loss = ml_collections.ConfigDict({"name": "softmax_xent", "label_smoothing": 0.0})
-    c.optimizer = ml_collections.ConfigDict(dict(
-        name="adamw", lr=2e-3, weight_decay=1e-4, b1=0.9, b2=0.999, grad_clip_norm=1.0))
+    c.optimizer.update(dict(name="adamw", lr=2e-3, weight_decay=1e-4, grad_clip_norm=1.0))
+    c.optimizer.b1 = 0.9
+    c.optimizer.b2 = 0.999
     c.schedule = ml_collections.ConfigDict({"name": "cosine", "warmup_steps": 50})
 
     c.data.train = ml_collections.ConfigDict({"name": "synthetic_shapes", "split": "train"})
@@ -41,6 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg == "test":
         c.total_steps = 10
         c.batch_size = 16
+        c.schedule.warmup_steps = 2
         c.log_every = 5
         c.eval_every = 0
         c.checkpoint_every = 5

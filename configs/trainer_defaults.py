@@ -24,7 +24,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.model = ml_collections.ConfigDict({"name": ""})
     c.loss = ml_collections.ConfigDict({"name": "softmax_xent"})
-    c.optimizer = ml_collections.ConfigDict({"name": "adamw", "lr": 1e-3})
+    c.optimizer = ml_collections.ConfigDict({
+        "name": "adamw", "lr": 1e-3, "weight_decay": 0.0,
+        "grad_clip_norm": ml_collections.FieldReference(None, field_type=float),
+        "freeze": (), "lr_mults": (), "grad_accum_steps": 1})
     c.schedule = ml_collections.ConfigDict({"name": "cosine", "warmup_steps": 0})
 
     c.data = ml_collections.ConfigDict()

@@ -23,18 +23,14 @@ BATCH_AXES = ("data", "fsdp")
 
 Rules = tuple[tuple[str, Any], ...]
 
-# Activation names first; then parameter names in priority order. A parameter dimension takes
-# the first rule whose mesh axes are still free in that array and divide the dimension.
+# A rule maps a logical axis name to mesh axes. The name "*" stands for "the largest
+# dimension not yet assigned that the mesh axes divide" (big_vision's FSDP rule), so every
+# parameter is split along its largest axis whatever its names. Rules apply in order.
 PRESET_RULES: dict[str, Rules] = {
     "dp": (("batch", BATCH_AXES),),
     "fsdp": (
         ("batch", BATCH_AXES),
-        ("mlp", "fsdp"),
-        ("vocab", "fsdp"),
-        ("embed", "fsdp"),
-        ("kv", "fsdp"),
-        ("heads", "fsdp"),
-        ("classes", "fsdp"),
+        ("*", "fsdp"),
     ),
     "fsdp_tp": (
         ("batch", BATCH_AXES),
@@ -42,9 +38,7 @@ PRESET_RULES: dict[str, Rules] = {
         ("heads", "tensor"),
         ("vocab", "tensor"),
         ("classes", "tensor"),
-        ("embed", "fsdp"),
-        ("kv", "fsdp"),
-        ("mlp", "fsdp"),
+        ("*", "fsdp"),
     ),
 }
 
@@ -113,25 +107,42 @@ def logical_rules(rules: str | Sequence[Sequence[Any]]) -> Rules:
     return tuple(out)
 
 
+def activation_rules(rules: Rules) -> Rules:
+    """Returns the rules for activation names (`batch`, `act_*`) for flax's rule context.
+
+    Parameter names are resolved by `param_shardings` (which checks divisibility), not by
+    flax's context, so that initialisers that reshape kernels see no constraints.
+    """
+    return tuple((name, axes) for name, axes in rules
+                 if name == "batch" or name.startswith("act_"))
+
+
 def spec_for(shape: Sequence[int], names: Sequence[str | None], mesh: Mesh,
              rules: Rules) -> PartitionSpec:
     """Returns the PartitionSpec of an array of `shape` whose dims have logical `names`.
 
     Rules are tried in order; a rule applies to a dimension when its mesh axes are unused in
     this array and their size divides the dimension, so indivisible dims stay replicated.
+    The logical name "*" picks the largest such dimension still unassigned.
     """
     assigned: list[Any] = [None] * len(shape)
     used: set[str] = set()
     for logical, axes in rules:
-        if axes is None or logical not in names:
+        if axes is None or (logical != "*" and logical not in names):
             continue
-        dim = list(names).index(logical)
         axes_tuple = (axes,) if isinstance(axes, str) else tuple(axes)
         size = math.prod(mesh.shape[a] for a in axes_tuple)
-        if assigned[dim] is not None or used & set(axes_tuple) or size == 1:
+        if used & set(axes_tuple) or size == 1:
             continue
-        if shape[dim] % size:
-            continue
+        if logical == "*":
+            free = [d for d in range(len(shape)) if assigned[d] is None and shape[d] % size == 0]
+            if not free:
+                continue
+            dim = max(free, key=lambda d: (shape[d], -d))
+        else:
+            dim = list(names).index(logical)
+            if assigned[dim] is not None or shape[dim] % size:
+                continue
         assigned[dim] = axes
         used.update(axes_tuple)
     return PartitionSpec(*assigned)
@@ -146,7 +157,7 @@ def param_shardings(abstract_boxed: Any, mesh: Mesh, rules: Rules) -> Any:
 
     def one(leaf):
         if isinstance(leaf, nn.LogicallyPartitioned):
-            value = leaf.unbox()
+            value = leaf.unbox(apply_constraint=False)
             names = leaf.names
         else:
             value, names = leaf, (None,) * len(np.shape(leaf))

@@ -60,12 +60,12 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
     sharding_lib.check_batch_size(config.batch_size, mesh)
     accum = int(config.optimizer.get("grad_accum_steps", 1) or 1)
     if accum > 1:
-        sharding_lib.check_batch_size(
-            config.batch_size // accum if config.batch_size % accum == 0 else config.batch_size,
-            mesh, key=f"config.batch_size / config.optimizer.grad_accum_steps={accum}")
         if config.batch_size % accum:
             raise ConfigError(f"config.batch_size={config.batch_size} is not a multiple of "
                               f"config.optimizer.grad_accum_steps={accum}.")
+        sharding_lib.check_batch_size(
+            config.batch_size // accum, mesh,
+            key="the micro-batch config.batch_size / config.optimizer.grad_accum_steps")
     model = registry.MODELS.build(config.model.name, config_lib.kwargs_of(config.model),
                                   "config.model")
     loss_fn = registry.LOSSES.build(config.loss.name, config_lib.kwargs_of(config.loss),
@@ -116,7 +116,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     run = build(config, workdir)
     os.makedirs(workdir, exist_ok=True)
     record_config(config, workdir)
-    with jax.set_mesh(run.mesh), nn.logical_axis_rules(run.rules):
+    with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.activation_rules(run.rules)):
         return _train(run, stop_at_step or config.total_steps)
 
 

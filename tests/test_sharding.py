@@ -33,11 +33,15 @@ def test_spec_rules_priority_and_divisibility():
     rules = sharding.logical_rules("fsdp_tp")
     spec = sharding.spec_for((64, 2, 32), ("embed", "heads", "kv"), mesh, rules)
     assert tuple(spec) == ("fsdp", "tensor", None)
+    spec = sharding.spec_for((1, 196, 64), (None, None, "embed"), mesh, rules)
+    assert tuple(spec) == (None, "fsdp", None)  # "*": the largest divisible dimension.
     spec = sharding.spec_for((64, 256), ("embed", "mlp"), mesh, rules)
     assert tuple(spec) == ("fsdp", "tensor")
     # A dimension the mesh axis does not divide stays replicated.
     spec = sharding.spec_for((7,), ("classes",), mesh, rules)
     assert tuple(spec) == (None,)
+    spec = sharding.spec_for((12, 6), ("embed", "classes"), mesh, rules)
+    assert tuple(spec) == ("fsdp", "tensor")
 
 
 def test_unknown_preset():

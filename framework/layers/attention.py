@@ -1,0 +1,126 @@
+"""Multi-head dot-product attention with big_vision / flax parameter names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from framework.layers.linear import LinearGeneral
+
+Dtype = Any
+Initializer = Any
+
+
+class MultiHeadDotProductAttention(nn.Module):
+    """Multi-head attention; the core is `jax.nn.dot_product_attention`.
+
+    Params: `query`, `key`, `value` (kernel (D, H, Dh), bias (H, Dh)) and `out`
+    (kernel (H, Dh, D_out), bias (D_out,)), the layout of flax's and big_vision's attention,
+    so their checkpoints load as they are.
+
+    Attention-weight dropout: `jax.nn.dot_product_attention` has none, so when
+    `dropout_rate > 0` and the call is not deterministic, the weights are computed
+    explicitly (softmax in float32, dropout, weighted sum), ignoring
+    `attention_implementation`. Evaluation always uses the fused core.
+
+    Attributes:
+      num_heads: number of heads H.
+      qkv_features: total width of q/k/v (H * Dh); defaults to the query's width D.
+      out_features: output width; defaults to the query's width D.
+      dropout_rate: dropout on the attention weights (training only, explicit path).
+      dtype: compute dtype; params are stored in `param_dtype`.
+      attention_implementation: passed to `jax.nn.dot_product_attention` as
+        `implementation`: None lets XLA choose, 'xla', or 'cudnn' (GPU flash attention).
+      use_bias: whether the four projections have biases.
+    """
+
+    num_heads: int
+    qkv_features: int | None = None
+    out_features: int | None = None
+    dropout_rate: float = 0.0
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+    attention_implementation: str | None = None
+    use_bias: bool = True
+    kernel_init: Initializer = nn.initializers.xavier_uniform()
+    bias_init: Initializer = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(
+        self,
+        inputs_q: jax.Array,
+        inputs_kv: jax.Array | None = None,
+        mask: jax.Array | None = None,
+        *,
+        deterministic: bool,
+    ) -> jax.Array:
+        """Attends from inputs_q (B, Lq, D) to inputs_kv (B, Lk, Dkv) (default: inputs_q).
+
+        `mask`: boolean, broadcastable to (B, H, Lq, Lk); True where attention is allowed.
+        Returns (B, Lq, out_features) in `dtype`.
+        """
+        if inputs_kv is None:
+            inputs_kv = inputs_q
+        features = self.qkv_features or inputs_q.shape[-1]
+        if features % self.num_heads:
+            raise ValueError(
+                f"qkv_features={features} is not divisible by num_heads={self.num_heads}."
+            )
+        head_dim = features // self.num_heads
+
+        def projection(name: str) -> LinearGeneral:
+            return LinearGeneral(
+                features=(self.num_heads, head_dim),
+                num_in=1,
+                kernel_axes=("embed", "heads", "kv"),
+                bias_axes=("heads", "kv"),
+                use_bias=self.use_bias,
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                kernel_init=self.kernel_init,
+                bias_init=self.bias_init,
+                name=name,
+            )
+
+        # (B, L, H, Dh): the layout jax.nn.dot_product_attention expects.
+        query = projection("query")(inputs_q)
+        key = projection("key")(inputs_kv)
+        value = projection("value")(inputs_kv)
+
+        if self.dropout_rate > 0.0 and not deterministic:
+            x = self._attend_with_dropout(query, key, value, mask)
+        else:
+            x = jax.nn.dot_product_attention(
+                query, key, value, mask=mask, implementation=self.attention_implementation
+            )
+
+        return LinearGeneral(
+            features=(self.out_features or inputs_q.shape[-1],),
+            num_in=2,
+            kernel_axes=("heads", "kv", "embed"),
+            bias_axes=("embed",),
+            use_bias=self.use_bias,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=self.kernel_init,
+            bias_init=self.bias_init,
+            name="out",
+        )(x)
+
+    @nn.nowrap
+    def _attend_with_dropout(
+        self, query: jax.Array, key: jax.Array, value: jax.Array, mask: jax.Array | None
+    ) -> jax.Array:
+        """Explicit attention with dropout on the weights; (B, L, H, Dh) in and out."""
+        scale = query.shape[-1] ** -0.5
+        logits = jnp.einsum(
+            "bqhd,bkhd->bhqk", query, key, preferred_element_type=jnp.float32
+        ) * scale
+        if mask is not None:
+            logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
+        weights = jax.nn.softmax(logits, axis=-1)
+        weights = nn.Dropout(self.dropout_rate)(weights, deterministic=False)
+        return jnp.einsum("bhqk,bkhd->bqhd", weights.astype(value.dtype), value)
