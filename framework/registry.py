@@ -63,9 +63,10 @@ class Registry:
             return self._factories[name]
         close = difflib.get_close_matches(str(name), self.names(), n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        singular = self.kind[:-2] if self.kind.endswith("ses") else self.kind[:-1]
         raise ConfigError(
-            f"{config_key}={name!r}: unknown {self.kind[:-1] if self.kind.endswith('s') else self.kind}"
-            f" name.{hint} Known {self.kind}: {', '.join(self.names()) or '(none)'}. "
+            f"{config_key}={name!r}: unknown {singular} name.{hint} "
+            f"Known {self.kind}: {', '.join(self.names()) or '(none)'}. "
             "If it belongs to a project, set config.project (or load the config from "
             "projects/<name>/configs/) so the project is imported and registers it."
         )
@@ -76,7 +77,8 @@ class Registry:
         Unknown keyword arguments are reported as `config_key.<arg>` with the accepted ones.
         """
         factory = self.get(name, f"{config_key}.name")
-        check_kwargs(factory, kwargs, config_key, f"{self.kind[:-1]} {name!r}")
+        singular = self.kind[:-2] if self.kind.endswith("ses") else self.kind[:-1]
+        check_kwargs(factory, kwargs, config_key, f"{singular} {name!r}")
         return factory(**dict(kwargs), **extra)
 
 

@@ -22,8 +22,9 @@ from framework import checkpoint as checkpoint_lib
 from framework import config as config_lib
 from framework import flops as flops_lib
 from framework import metrics as metrics_lib
-from framework import optim, registry, step as step_lib
+from framework import optim, registry
 from framework import sharding as sharding_lib
+from framework import step as step_lib
 from framework import train_state as state_lib
 from framework.data import pipeline
 from framework.registry import ConfigError
