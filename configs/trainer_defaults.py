@@ -33,6 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
     c.data.worker_count = 0
+    c.data.on_corrupt = "error"  # Or "skip": drop (train) / mask out (eval) bad records.
     c.data.train = ml_collections.ConfigDict({"name": "", "split": "train"})
     c.data.eval = ml_collections.ConfigDict({"name": "", "split": "eval"})
 

@@ -1,0 +1,11 @@
+"""Data: dataset specs, the record format, synthetic datasets and grain pipelines.
+
+Importing this package registers the built-in datasets (`synthetic_shapes`,
+`synthetic_motion`) in `framework.registry.DATASETS`. The pipelines live in
+`framework.data.pipeline` (imported separately: it imports jax).
+"""
+
+from framework.data import synthetic  # noqa: F401  (registers the synthetic datasets)
+from framework.data.spec import CorruptRecordError, DatasetSpec, resolve_data_dir
+
+__all__ = ["CorruptRecordError", "DatasetSpec", "resolve_data_dir"]

@@ -1,0 +1,125 @@
+"""Picklable pipeline pieces shared by the train and eval pipelines (no jax import, so grain
+worker processes start quickly).
+
+A source is wrapped in `IndexedSource`, whose elements are (record index, record bytes); the
+`DecodeRecord` transform turns them into example dicts and names the dataset and the record
+index when a record cannot be decoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import grain
+import numpy as np
+
+from framework.data.spec import CorruptRecordError
+
+log = logging.getLogger(__name__)
+
+ON_CORRUPT = ("error", "skip")
+
+
+@dataclasses.dataclass(frozen=True)
+class UnreadableRecord:
+    """Stands in for record bytes that the source failed to read; `message` says why."""
+
+    message: str
+
+
+class IndexedSource:
+    """A RandomAccessDataSource whose element i is (i, bytes of record i).
+
+    Takes the dataset's `source`, its registry `name`, `split` and a `fingerprint` of its
+    content. Its repr (which grain stores with the iterator state and checks on restore)
+    names the dataset, not the files, so a checkpoint still resumes when the data directory
+    moves. A failed read yields (i, UnreadableRecord) for `DecodeRecord` to report.
+    """
+
+    def __init__(self, source: Any, name: str, split: str, fingerprint: str = ""):
+        self.source = source
+        self.name = name
+        self.split = split
+        self.fingerprint = fingerprint
+        self._len = len(source)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index) -> tuple[int, bytes | UnreadableRecord]:
+        index = int(index)
+        try:
+            return index, self.source[index]
+        except Exception as e:  # noqa: BLE001 - reported with the index by DecodeRecord.
+            return index, UnreadableRecord(f"{type(e).__name__}: {e}")
+
+    def __repr__(self) -> str:
+        return (f"IndexedSource(name={self.name!r}, split={self.split!r}, "
+                f"num_records={self._len}, fingerprint={self.fingerprint!r})")
+
+
+@dataclasses.dataclass
+class DecodeRecord(grain.transforms.Map):
+    """grain Map: (index, record bytes) -> example dict from the dataset's `decode`.
+
+    With on_corrupt="error" a record that cannot be read or decoded raises
+    CorruptRecordError naming the dataset, split and record index; with "skip" it is logged
+    and replaced by None (the train pipeline filters it out, the eval pipeline masks it).
+    """
+
+    decode: Callable[[bytes], dict]
+    name: str
+    split: str
+    on_corrupt: str = "error"
+
+    def map(self, element: tuple[int, Any]) -> dict[str, np.ndarray] | None:
+        """Takes (record index, record bytes); returns the decoded example dict (or None)."""
+        index, record = element
+        try:
+            if isinstance(record, UnreadableRecord):
+                raise OSError(record.message)
+            return self.decode(record)
+        except Exception as e:  # noqa: BLE001 - any failure is a corrupt record.
+            message = (f"dataset {self.name!r} split {self.split!r}: record {index} is corrupt "
+                       f"({type(e).__name__}: {e}).")
+            if self.on_corrupt == "skip":
+                log.warning("%s Skipping it (on_corrupt='skip').", message)
+                return None
+            raise CorruptRecordError(
+                message + " Regenerate the dataset, or set config.data.on_corrupt='skip'."
+            ) from e
+
+
+class DropNone(grain.transforms.Filter):
+    """grain Filter that drops the None left by DecodeRecord(on_corrupt="skip")."""
+
+    def filter(self, element: Any) -> bool:
+        """Returns False for None (a skipped corrupt record), True otherwise."""
+        return element is not None
+
+
+@dataclasses.dataclass
+class EvalSlot:
+    """Slot i of one process's eval stream -> example dict with 'mask' bool ().
+
+    Slots [0, stop - start) hold records start..stop-1 (mask True); later slots, and records
+    skipped as corrupt, hold `template` (zeros shaped like an example) with mask False.
+    """
+
+    source: IndexedSource
+    decode: DecodeRecord
+    start: int
+    stop: int
+    template: dict
+
+    def __call__(self, slot: int) -> dict[str, np.ndarray]:
+        index = self.start + int(slot)
+        example = None
+        if index < self.stop:
+            example = self.decode.map(self.source[index])
+        if example is None:
+            return dict(self.template, mask=np.asarray(False))
+        return dict(example, mask=np.asarray(True))
