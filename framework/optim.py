@@ -36,6 +36,7 @@ import optax
 
 from framework.flops import unbox
 from framework.registry import ConfigError
+from framework.tree_paths import key_names
 
 log = logging.getLogger(__name__)
 
@@ -394,15 +395,7 @@ def _as_tuple(value: Any) -> tuple:
 
 
 def _join(path: Any) -> str:
-    names = []
-    for entry in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(entry, attr):
-                names.append(str(getattr(entry, attr)))
-                break
-        else:
-            names.append(str(entry))
-    return "/".join(names)
+    return "/".join(key_names(path))
 
 
 def _shape(leaf: Any) -> tuple[int, ...]:

@@ -17,6 +17,7 @@ from flax import linen as nn
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from framework.registry import ConfigError
+from framework.tree_paths import key_names
 
 MESH_AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")
@@ -178,11 +179,11 @@ def state_shardings_like(abstract_tree: Any, params_abstract: Any, params_shardi
     for (path, leaf), sharding in zip(
             jax.tree_util.tree_flatten_with_path(params_abstract)[0],
             jax.tree.leaves(params_shardings)):
-        by_path[_names(path)] = (tuple(leaf.shape), sharding)
+        by_path[key_names(path)] = (tuple(leaf.shape), sharding)
     replicated = NamedSharding(mesh, PartitionSpec())
 
     def one(path, leaf):
-        names = _names(path)
+        names = key_names(path)
         for start in range(len(names)):
             hit = by_path.get(names[start:])
             if hit is not None and hit[0] == tuple(np.shape(leaf)):
@@ -191,15 +192,6 @@ def state_shardings_like(abstract_tree: Any, params_abstract: Any, params_shardi
 
     return jax.tree_util.tree_map_with_path(one, abstract_tree)
 
-
-def _names(path: Sequence[Any]) -> tuple[str, ...]:
-    out = []
-    for entry in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(entry, attr):
-                out.append(str(getattr(entry, attr)))
-                break
-    return tuple(out)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
