@@ -22,6 +22,23 @@ from framework.layers import (
 
 KEY = jax.random.key(0)
 ALLOWED_AXES = {"embed", "heads", "kv", "mlp", "classes", "layers", None}
+# One input shape throughout; numpy-drawn inputs and params avoid compiling jax.random for
+# every new shape (that dominates the run time on CPU).
+X = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 8)), jnp.float32)
+
+
+def abstract_init(module, *args, **kwargs):
+    """Returns the boxed abstract variables of module.init (no computation)."""
+    return jax.eval_shape(lambda: module.init(KEY, *args, **kwargs))
+
+
+def init(module, *args, **kwargs):
+    """Returns unboxed variables with module.init's shapes, drawn with numpy."""
+    rng = np.random.default_rng(0)
+    return jax.tree.map(
+        lambda s: jnp.asarray(rng.normal(0.0, 0.3, s.shape), s.dtype),
+        nn.unbox(abstract_init(module, *args, **kwargs)),
+    )
 
 
 def shapes(variables):
@@ -33,24 +50,29 @@ def shapes(variables):
 def specs(variables):
     """Returns {'a/b/c': PartitionSpec} for every param of boxed `variables`."""
     flat = jax.tree_util.tree_flatten_with_path(
-        nn.get_partition_spec(variables), is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec)
+        nn.get_partition_spec(variables),
+        is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec),
     )[0]
     return {"/".join(k.key for k in path): tuple(leaf) for path, leaf in flat}
 
 
 def test_attention_shapes_names_and_axes():
     attn = MultiHeadDotProductAttention(num_heads=4, out_features=12)
-    q, kv = jnp.ones((2, 5, 16)), jnp.ones((2, 7, 24))
-    variables = attn.init(KEY, q, kv, deterministic=True)
-    assert attn.apply(variables, q, kv, deterministic=True).shape == (2, 5, 12)
+    q, kv = jnp.ones((2, 5, 8)), jnp.ones((2, 7, 16))
+    variables = abstract_init(attn, q, kv, deterministic=True)
+    assert attn.apply(init(attn, q, kv, deterministic=True), q, kv, deterministic=True).shape == (
+        2,
+        5,
+        12,
+    )
     assert shapes(variables) == {
-        "params/query/kernel": (16, 4, 4),
-        "params/query/bias": (4, 4),
-        "params/key/kernel": (24, 4, 4),
-        "params/key/bias": (4, 4),
-        "params/value/kernel": (24, 4, 4),
-        "params/value/bias": (4, 4),
-        "params/out/kernel": (4, 4, 12),
+        "params/query/kernel": (8, 4, 2),
+        "params/query/bias": (4, 2),
+        "params/key/kernel": (16, 4, 2),
+        "params/key/bias": (4, 2),
+        "params/value/kernel": (16, 4, 2),
+        "params/value/bias": (4, 2),
+        "params/out/kernel": (4, 2, 12),
         "params/out/bias": (12,),
     }
     s = specs(variables)
@@ -62,21 +84,21 @@ def test_attention_shapes_names_and_axes():
 
 def test_attention_mask_hides_keys():
     attn = MultiHeadDotProductAttention(num_heads=2)
-    x = jax.random.normal(KEY, (2, 6, 8))
-    variables = attn.init(KEY, x, deterministic=True)
-    mask = jnp.broadcast_to(jnp.arange(6) < 4, (2, 1, 6, 6))
+    x = X
+    variables = init(attn, x, deterministic=True)
+    mask = jnp.broadcast_to(jnp.arange(5) < 3, (2, 1, 5, 5))
     y = attn.apply(variables, x, x, mask, deterministic=True)
     # Changing masked-out keys leaves the output unchanged.
-    x2 = x.at[:, 4:].set(100.0)
-    y2 = attn.apply(variables, x2[:, :4], x2, mask[..., :4, :], deterministic=True)
-    np.testing.assert_allclose(y[:, :4], y2, atol=1e-5)
+    x2 = x.at[:, 3:].set(100.0)
+    y2 = attn.apply(variables, x, x2, mask, deterministic=True)
+    np.testing.assert_allclose(y, y2, atol=1e-5)
 
 
 def test_attention_explicit_dropout_path_matches_fused_and_is_random():
-    x = jax.random.normal(KEY, (2, 6, 8))
-    mask = jnp.broadcast_to(jnp.arange(6) < 5, (2, 1, 6, 6))
+    x = X
+    mask = jnp.broadcast_to(jnp.arange(5) < 4, (2, 1, 5, 5))
     fused = MultiHeadDotProductAttention(num_heads=2)
-    variables = fused.init(KEY, x, deterministic=True)
+    variables = init(fused, x, deterministic=True)
     ref = fused.apply(variables, x, x, mask, deterministic=True)
     # A rate this small keeps every weight: the explicit path must equal the fused one.
     tiny = MultiHeadDotProductAttention(num_heads=2, dropout_rate=1e-12)
@@ -93,16 +115,16 @@ def test_attention_explicit_dropout_path_matches_fused_and_is_random():
 
 def test_attention_rejects_indivisible_heads():
     with pytest.raises(ValueError, match="divisible"):
-        MultiHeadDotProductAttention(num_heads=3).init(KEY, jnp.ones((1, 2, 8)), deterministic=True)
+        abstract_init(MultiHeadDotProductAttention(num_heads=3), X, deterministic=True)
 
 
 def test_mlp_block_names_and_axes():
-    mlp = MlpBlock(mlp_dim=32)
-    variables = mlp.init(KEY, jnp.ones((2, 3, 8)), deterministic=True)
+    mlp = MlpBlock(mlp_dim=16)
+    variables = abstract_init(mlp, X, deterministic=True)
     assert shapes(variables) == {
-        "params/Dense_0/kernel": (8, 32),
-        "params/Dense_0/bias": (32,),
-        "params/Dense_1/kernel": (32, 8),
+        "params/Dense_0/kernel": (8, 16),
+        "params/Dense_0/bias": (16,),
+        "params/Dense_1/kernel": (16, 8),
         "params/Dense_1/bias": (8,),
     }
     s = specs(variables)
@@ -113,8 +135,8 @@ def test_mlp_block_names_and_axes():
 
 
 def test_encoder_block_names():
-    block = EncoderBlock(mlp_dim=32, num_heads=2)
-    variables = block.init(KEY, jnp.ones((2, 3, 8)), deterministic=True)
+    block = EncoderBlock(mlp_dim=16, num_heads=2)
+    variables = abstract_init(block, X, deterministic=True)
     prefixes = {"/".join(k.split("/")[:2]) for k in shapes(variables)}
     assert prefixes == {
         "params/LayerNorm_0",
@@ -126,7 +148,7 @@ def test_encoder_block_names():
 
 
 def _encoder(**kw):
-    return Encoder(depth=3, mlp_dim=32, num_heads=2, **kw)
+    return Encoder(depth=3, mlp_dim=16, num_heads=2, **kw)
 
 
 def _stack(params, depth):
@@ -138,31 +160,36 @@ def _stack(params, depth):
     }
 
 
-def test_encoder_scan_matches_unscanned():
-    x = jax.random.normal(KEY, (2, 5, 8))
-    params = nn.unbox(_encoder().init(KEY, x, deterministic=True))["params"]
+@pytest.fixture(scope="module")
+def encoder_params():
+    """(unscanned params, the same params stacked for scan=True)."""
+    params = init(_encoder(), X, deterministic=True)["params"]
+    return params, _stack(params, 3)
+
+
+def test_encoder_scan_matches_unscanned(encoder_params):
+    params, stacked = encoder_params
     assert set(params) == {"encoderblock_0", "encoderblock_1", "encoderblock_2", "encoder_norm"}
-    y = _encoder().apply({"params": params}, x, deterministic=True)
     scanned = _encoder(scan=True)
-    scanned_init = nn.unbox(scanned.init(KEY, x, deterministic=True))["params"]
-    stacked = _stack(params, 3)
-    assert jax.tree.map(jnp.shape, scanned_init) == jax.tree.map(jnp.shape, stacked)
-    y_scan = scanned.apply({"params": stacked}, x, deterministic=True)
+    abstract = nn.unbox(abstract_init(scanned, X, deterministic=True))
+    assert jax.tree.map(jnp.shape, abstract["params"]) == jax.tree.map(jnp.shape, stacked)
+    y = _encoder().apply({"params": params}, X, deterministic=True)
+    y_scan = scanned.apply({"params": stacked}, X, deterministic=True)
     np.testing.assert_allclose(y_scan, y, atol=1e-5)
 
 
 @pytest.mark.parametrize("scan", [False, True])
-def test_encoder_remat_same_output_and_grads(scan):
-    x = jax.random.normal(KEY, (2, 5, 8))
-    params = nn.unbox(_encoder(scan=scan).init(KEY, x, deterministic=True))["params"]
+def test_encoder_remat_same_output_and_grads(encoder_params, scan):
+    params = encoder_params[1] if scan else encoder_params[0]
 
-    def loss(p, module):
-        return jnp.sum(module.apply({"params": p}, x, deterministic=True) ** 2)
+    def loss_and_grad(module):
+        def loss(p):
+            return jnp.sum(module.apply({"params": p}, X, deterministic=True) ** 2)
 
-    plain = _encoder(scan=scan)
-    rematted = _encoder(scan=scan, remat=True, remat_policy="nothing_saveable")
-    l0, g0 = jax.value_and_grad(loss)(params, plain)
-    l1, g1 = jax.value_and_grad(loss)(params, rematted)
+        return jax.jit(jax.value_and_grad(loss))(params)
+
+    l0, g0 = loss_and_grad(_encoder(scan=scan))
+    l1, g1 = loss_and_grad(_encoder(scan=scan, remat=True, remat_policy="nothing_saveable"))
     np.testing.assert_allclose(l1, l0, rtol=1e-6)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), g1, g0)
 
@@ -175,15 +202,13 @@ def test_remat_policy_names():
 
 
 @pytest.mark.parametrize("scan", [False, True])
-def test_encoder_stochastic_depth_and_dropout(scan):
-    x = jax.random.normal(KEY, (4, 5, 8))
+def test_encoder_stochastic_depth_and_dropout(encoder_params, scan):
+    variables = {"params": encoder_params[1] if scan else encoder_params[0]}
     enc = _encoder(scan=scan, stochastic_depth=0.5, dropout_rate=0.1)
-    variables = enc.init(KEY, x, deterministic=True)
-    ref = _encoder(scan=scan).apply(variables, x, deterministic=True)
-    np.testing.assert_allclose(enc.apply(variables, x, deterministic=True), ref, atol=1e-6)
-    y1 = enc.apply(variables, x, deterministic=False, rngs={"dropout": jax.random.key(1)})
-    y2 = enc.apply(variables, x, deterministic=False, rngs={"dropout": jax.random.key(2)})
-    assert not np.allclose(y1, y2)
+    ref = _encoder(scan=scan).apply(variables, X, deterministic=True)
+    np.testing.assert_allclose(enc.apply(variables, X, deterministic=True), ref, atol=1e-6)
+    train = jax.jit(lambda rng: enc.apply(variables, X, deterministic=False, rngs={"dropout": rng}))
+    assert not np.allclose(train(jax.random.key(1)), train(jax.random.key(2)))
 
 
 def test_drop_path_rates_schedules():
@@ -206,33 +231,35 @@ def test_stochastic_depth_drops_whole_examples():
 
 
 def test_patch_embedding_2d_and_3d():
-    image = jax.random.normal(KEY, (2, 8, 12, 3))
+    image = jnp.asarray(np.random.default_rng(1).normal(size=(2, 8, 12, 3)), jnp.float32)
     embed = PatchEmbedding(features=5, patch_size=(4, 4))
-    variables = embed.init(KEY, image)
+    assert specs(abstract_init(embed, image)) == {
+        "params/kernel": (None, None, None, "embed"),
+        "params/bias": ("embed",),
+    }
+    variables = init(embed, image)
     y = embed.apply(variables, image)
     assert y.shape == (2, 2, 3, 5)
-    assert specs(variables)["params/kernel"] == (None, None, None, "embed")
-    assert specs(variables)["params/bias"] == ("embed",)
     # Equals an explicit patchify + matmul.
-    p = nn.unbox(variables)["params"]
+    p = variables["params"]
     patches = image.reshape(2, 2, 4, 3, 4, 3).transpose(0, 1, 3, 2, 4, 5).reshape(2, 2, 3, 48)
     ref = patches @ p["kernel"].reshape(48, 5) + p["bias"]
     np.testing.assert_allclose(y, ref, atol=1e-5)
 
     video = jnp.ones((2, 4, 8, 8, 3))
     tubelet = PatchEmbedding(features=5, patch_size=(2, 4, 4))
-    variables = tubelet.init(KEY, video)
-    assert tubelet.apply(variables, video).shape == (2, 2, 2, 2, 5)
+    variables = abstract_init(tubelet, video)
+    assert tubelet.apply(init(tubelet, video), video).shape == (2, 2, 2, 2, 5)
     assert shapes(variables)["params/kernel"] == (2, 4, 4, 3, 5)
     assert specs(variables)["params/kernel"] == (None, None, None, None, "embed")
     with pytest.raises(ValueError, match="rank"):
-        tubelet.init(KEY, image)
+        abstract_init(tubelet, image)
 
 
 def test_patch_embedding_bf16_compute():
     embed = PatchEmbedding(features=4, patch_size=(2, 2), dtype=jnp.bfloat16)
-    variables = embed.init(KEY, jnp.ones((1, 4, 4, 3)))
-    assert nn.unbox(variables)["params"]["kernel"].dtype == jnp.float32
+    variables = init(embed, jnp.ones((1, 4, 4, 3)))
+    assert variables["params"]["kernel"].dtype == jnp.float32
     assert embed.apply(variables, jnp.ones((1, 4, 4, 3))).dtype == jnp.bfloat16
 
 
@@ -264,15 +291,15 @@ class _PosembUser(nn.Module):
 
 def test_position_embedding_kinds():
     x = jnp.zeros((1, 6, 8))
-    variables = _PosembUser("learn").init(KEY, x)
+    variables = abstract_init(_PosembUser("learn"), x)
     assert shapes(variables) == {"params/pos_embedding": (1, 6, 8)}
     assert specs(variables)["params/pos_embedding"] == (None, None, "embed")
-    assert _PosembUser("sincos2d").init(KEY, x) == {}
+    assert abstract_init(_PosembUser("sincos2d"), x) == {}
     np.testing.assert_allclose(
         _PosembUser("sincos2d").apply({}, x), posemb_sincos_2d(2, 3, 8), atol=1e-6
     )
     with pytest.raises(ValueError, match="learn"):
-        _PosembUser("rope").init(KEY, x)
+        abstract_init(_PosembUser("rope"), x)
 
 
 def test_pool_tokens():
@@ -286,26 +313,23 @@ def test_pool_tokens():
 
 def test_map_head():
     head = MAPHead(num_heads=2, mlp_dim=16)
-    x = jax.random.normal(KEY, (3, 5, 8))
-    variables = head.init(KEY, x)
-    assert head.apply(variables, x).shape == (3, 8)
+    variables = abstract_init(head, X)
+    assert head.apply(init(head, X), X).shape == (2, 8)
     top = {k.split("/")[1] for k in shapes(variables)}
     assert top == {"probe", "MultiHeadDotProductAttention_0", "LayerNorm_0", "MlpBlock_0"}
     assert specs(variables)["params/probe"] == (None, None, "embed")
 
 
-def test_encoder_bf16_close_to_f32():
-    x = jax.random.normal(KEY, (2, 5, 8))
-    variables = _encoder().init(KEY, x, deterministic=True)
-    y32 = _encoder().apply(variables, x, deterministic=True)
-    y16 = _encoder(dtype=jnp.bfloat16).apply(variables, x, deterministic=True)
+def test_encoder_bf16_close_to_f32(encoder_params):
+    variables = {"params": encoder_params[0]}
+    y32 = _encoder().apply(variables, X, deterministic=True)
+    y16 = _encoder(dtype=jnp.bfloat16).apply(variables, X, deterministic=True)
     assert y16.dtype == jnp.bfloat16
     np.testing.assert_allclose(y16.astype(jnp.float32), y32, atol=0.1)
 
 
 def test_every_layer_param_uses_known_axes():
-    x = jnp.ones((2, 5, 8))
-    variables = _encoder(scan=True).init(KEY, x, deterministic=True)
+    variables = abstract_init(_encoder(scan=True), X, deterministic=True)
     flat_specs = specs(variables)
     flat_shapes = shapes(variables)
     assert set(flat_specs) == set(flat_shapes)

@@ -116,9 +116,9 @@ class MultiHeadDotProductAttention(nn.Module):
     ) -> jax.Array:
         """Explicit attention with dropout on the weights; (B, L, H, Dh) in and out."""
         scale = query.shape[-1] ** -0.5
-        logits = jnp.einsum(
-            "bqhd,bkhd->bhqk", query, key, preferred_element_type=jnp.float32
-        ) * scale
+        logits = (
+            jnp.einsum("bqhd,bkhd->bhqk", query, key, preferred_element_type=jnp.float32) * scale
+        )
         if mask is not None:
             logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
         weights = jax.nn.softmax(logits, axis=-1)

@@ -112,10 +112,9 @@ class _PositionalBlock(EncoderBlock):
     (carry, y) return. Subclassing keeps the parameter tree identical to EncoderBlock's.
     """
 
-    def __call__(self, x, drop_path_rate, mask, deterministic):  # noqa: D102
-        y = super().__call__(
-            x, mask, deterministic=deterministic, drop_path_rate=drop_path_rate
-        )
+    def __call__(self, x, drop_path_rate, mask, deterministic):
+        """Takes x (B, L, D), a rate (or None), a mask (or None), a bool; returns (x, None)."""
+        y = super().__call__(x, mask, deterministic=deterministic, drop_path_rate=drop_path_rate)
         return y, None
 
 
@@ -188,9 +187,7 @@ class Encoder(nn.Module):
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )
             layer_rates = None if rates[0] is None else jnp.asarray(rates, jnp.float32)
-            x, _ = scanned(name="encoderblock", **block_kwargs)(
-                x, layer_rates, mask, deterministic
-            )
+            x, _ = scanned(name="encoderblock", **block_kwargs)(x, layer_rates, mask, deterministic)
         else:
             for i in range(self.depth):
                 x, _ = block_cls(name=f"encoderblock_{i}", **block_kwargs)(

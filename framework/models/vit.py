@@ -75,10 +75,11 @@ class ViT(nn.Module):
     ) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
         """Takes image (B, H, W, C) and returns logits (B, num_classes) float32.
 
-        Without a head, returns the pooled representation (B, D) ((B, L, D) for pool_type
-        'none'). With `return_intermediates`, returns (output, dict) where the dict holds
-        'stem' (B, h, w, D), 'encoded' (B, L, D, after encoder_norm), 'pre_logits' and
-        'logits' (when there is a head).
+        Without a head, returns the pooled representation (B, D) in `dtype`. With pool_type
+        'none' every token is kept: (B, L, num_classes) logits or (B, L, D) features.
+        With `return_intermediates`, returns (output, dict) where the dict holds 'stem'
+        (B, h, w, D), 'encoded' (B, L, D, after encoder_norm), 'pre_logits' and 'logits'
+        (when there is a head).
         """
         if self.pool_type not in POOL_TYPES:
             raise ValueError(f"pool_type={self.pool_type!r} is unknown; use one of {POOL_TYPES}.")
@@ -148,7 +149,7 @@ class ViT(nn.Module):
                 name="pre_logits",
             )(x)
             x = nn.tanh(x)
-        x = out["pre_logits"] = x
+        out["pre_logits"] = x
 
         if self.num_classes:
             # The head runs in float32: it is cheap and the logits feed the loss.
