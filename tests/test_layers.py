@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from init_helpers import ALLOWED_AXES, KEY, abstract_init, init
 
 from framework.layers import (
     Encoder,
@@ -20,25 +21,9 @@ from framework.layers import (
     remat_policy,
 )
 
-KEY = jax.random.key(0)
-ALLOWED_AXES = {"embed", "heads", "kv", "mlp", "classes", "layers", None}
 # One input shape throughout; numpy-drawn inputs and params avoid compiling jax.random for
 # every new shape (that dominates the run time on CPU).
 X = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 8)), jnp.float32)
-
-
-def abstract_init(module, *args, **kwargs):
-    """Returns the boxed abstract variables of module.init (no computation)."""
-    return jax.eval_shape(lambda: module.init(KEY, *args, **kwargs))
-
-
-def init(module, *args, **kwargs):
-    """Returns unboxed variables with module.init's shapes, drawn with numpy."""
-    rng = np.random.default_rng(0)
-    return jax.tree.map(
-        lambda s: jnp.asarray(rng.normal(0.0, 0.3, s.shape), s.dtype),
-        nn.unbox(abstract_init(module, *args, **kwargs)),
-    )
 
 
 def shapes(variables):

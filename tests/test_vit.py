@@ -5,14 +5,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from init_helpers import ALLOWED_AXES, KEY, abstract_init, init
 
 from configs.model_sizes import VIT_SIZES, vit_config
 from framework import registry
 from framework.models import vit as vit_module
 from framework.models.vit import ViT, ViTClassifier
 
-KEY = jax.random.key(0)
-ALLOWED_AXES = {"embed", "heads", "kv", "mlp", "classes", "layers", None}
 IMAGE = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 8, 3)), jnp.float32)
 TINY = dict(patch_size=(4, 4), hidden_size=8, depth=2, mlp_dim=16, num_heads=2)
 
@@ -20,20 +19,6 @@ TINY = dict(patch_size=(4, 4), hidden_size=8, depth=2, mlp_dim=16, num_heads=2)
 def tiny(**kw):
     """A ViT on 8x8 images: 2x2 patches of width 8, 2 blocks."""
     return ViT(**{**TINY, "num_classes": 3, **kw})
-
-
-def abstract_init(module, *args, **kwargs):
-    """Returns the boxed abstract variables of module.init (no computation)."""
-    return jax.eval_shape(lambda: module.init(KEY, *args, **kwargs))
-
-
-def init(module, *args, **kwargs):
-    """Returns unboxed variables with module.init's shapes, drawn with numpy (no compiles)."""
-    rng = np.random.default_rng(0)
-    return jax.tree.map(
-        lambda s: jnp.asarray(rng.normal(0.0, 0.3, s.shape), s.dtype),
-        nn.unbox(abstract_init(module, *args, **kwargs)),
-    )
 
 
 def flat(tree, is_leaf=None):
