@@ -38,7 +38,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.eval = ml_collections.ConfigDict({"name": "", "split": "eval"})
 
     c.evaluators = ml_collections.ConfigDict()
-    c.init_from = ml_collections.ConfigDict({"path": "", "format": "auto"})
+    # Pretrained weights for a fresh run (ignored when the workdir has a checkpoint); see
+    # framework/pretrained.py. `adapter` names the mapping (registry INIT_ADAPTERS) from the
+    # checkpoint's params to this model's; `options` are its keyword arguments.
+    c.init_from = ml_collections.ConfigDict({
+        "path": "", "format": "auto", "adapter": "default", "source_prefix": "",
+        "target_prefix": "", "dont_load": (), "options": ml_collections.ConfigDict()})
 
     c.checkpoint = ml_collections.ConfigDict({"max_to_keep": 3, "async_save": True})
+
+    # What one example looks like to the model, for abstract builds (params and GFLOPs per
+    # view in tools/model_table.py) without the data on disk: {batch key: "dtype[d0,d1,...]"},
+    # e.g. {"video": "float32[32,224,224,3]"} or {"image": "float32[224,224,3]",
+    # "text": "int32[64]"}. Empty: taken from the train dataset's features.
+    c.model_input = ml_collections.ConfigDict()
+    # The paper's numbers this config should reproduce (free-form; tools print them beside
+    # ours): `source` (paper, table), `params` (count), `gflops` (per view, a multiply-add
+    # once), and metrics such as `top1` or `zeroshot_top1`.
+    c.reference = ml_collections.ConfigDict()
     return c

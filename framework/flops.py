@@ -91,3 +91,52 @@ def mfu(flops_per_step: float, step_time_s: float, peak_flops: float) -> float:
     if step_time_s <= 0 or peak_flops <= 0:
         return 0.0
     return flops_per_step / step_time_s / peak_flops
+
+
+def parse_input_spec(spec: str, key: str = "") -> jax.ShapeDtypeStruct:
+    """Parses "dtype[d0,d1,...]" (e.g. "float32[32,224,224,3]", "int32[64]") into a
+    ShapeDtypeStruct of that shape and dtype. Raises ValueError naming `key` when malformed."""
+    text = str(spec).replace(" ", "")
+    dtype, sep, rest = text.partition("[")
+    if not sep or not rest.endswith("]"):
+        raise ValueError(f"config.model_input.{key}={spec!r}: expected 'dtype[d0,d1,...]', "
+                         "e.g. 'float32[224,224,3]'.")
+    try:
+        shape = tuple(int(d) for d in rest[:-1].split(",") if d)
+        return jax.ShapeDtypeStruct(shape, np.dtype(dtype))
+    except (TypeError, ValueError):
+        raise ValueError(f"config.model_input.{key}={spec!r}: expected 'dtype[d0,d1,...]' with "
+                         "a numpy dtype name and integer sizes.") from None
+
+
+def abstract_example_batch(model_input: Any, batch_size: int = 1) -> dict:
+    """Returns {key: ShapeDtypeStruct (batch_size, *shape)} from `config.model_input`
+    ({key: "dtype[d0,...]"} for one example)."""
+    out = {}
+    for key, spec in dict(model_input).items():
+        one = parse_input_spec(spec, key)
+        out[key] = jax.ShapeDtypeStruct((batch_size,) + one.shape, one.dtype)
+    return out
+
+
+def model_cost(model: nn.Module, model_input: Any) -> tuple[int, float]:
+    """Returns (parameter count, forward GFLOPs of one example, a multiply-add once).
+
+    `model` is a registered model (called as `model.apply(variables, batch, train=False)`);
+    `model_input` is `config.model_input`. Built abstractly: nothing is allocated, so it is
+    fast for ViT-L sized models on CPU. For video models one example is one view, so the
+    GFLOPs are "per view" as papers report them.
+    """
+    batch = abstract_example_batch(model_input)
+    variables = jax.eval_shape(
+        lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
+                           _zeros(batch), train=False))
+    variables = unbox(variables)
+    gflops = forward_gflops(lambda v, b: model.apply(v, b, train=False), variables, batch)
+    return count_params(variables.get("params", variables)), gflops
+
+
+def _zeros(batch: dict) -> dict:
+    import jax.numpy as jnp
+
+    return {k: jnp.zeros(v.shape, v.dtype) for k, v in batch.items()}
