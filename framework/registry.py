@@ -120,3 +120,6 @@ LOSSES = Registry("losses")
 DATASETS = Registry("datasets")
 EVALUATORS = Registry("evaluators")
 INIT_ADAPTERS = Registry("init_adapters")
+# Per-example preprocessing ops named in `config.data.<split>.preprocess` strings
+# ("op1(k=v)|op2"), and batch ops in `config.data.<split>.batch_preprocess` (mixup, cutmix).
+PREPROCESS_OPS = Registry("preprocess_ops")
