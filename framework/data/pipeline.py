@@ -26,7 +26,7 @@ import numpy as np
 from absl import flags
 
 from framework import registry
-from framework.data import transforms
+from framework.data import global_order, transforms
 from framework.data.spec import DatasetSpec, resolve_data_dir
 from framework.registry import ConfigError
 
@@ -113,8 +113,8 @@ def make_train_loader(data_config: Any, global_batch_size: int, seed: int, *,
     on_corrupt = _on_corrupt(data_config)
     shard = grain.sharding.ShardOptions(shard_index=process_index, shard_count=process_count,
                                         drop_remainder=True)
-    sampler = grain.samplers.IndexSampler(num_records=spec.num_examples, shard_options=shard,
-                                          shuffle=True, num_epochs=None, seed=int(seed))
+    sampler = global_order.GlobalOrderSampler(spec.num_examples, global_batch_size,
+                                              process_index, process_count, int(seed))
     operations = [transforms.DecodeRecord(spec.decode, spec.name, spec.split, on_corrupt)]
     if on_corrupt == "skip":
         operations.append(transforms.DropNone())
