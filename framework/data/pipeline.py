@@ -91,8 +91,9 @@ def make_train_loader(data_config: Any, global_batch_size: int, seed: int, *,
                       process_count: int | None = None) -> grain.DataLoader:
     """Returns an infinite grain DataLoader over `data_config.train`.
 
-    Records are globally shuffled with `seed` each epoch (grain IndexSampler), sharded into
-    `process_count` equal contiguous parts (remainder dropped), decoded in `worker_count`
+    Records are globally shuffled with `seed` each epoch and cut into global batches, of which
+    each process loads its own equal part (global_order.GlobalOrderSampler: the global batches
+    do not depend on `process_count`), decoded in `worker_count`
     worker processes and batched. `next(iter(loader))` is a dict of numpy arrays with a
     leading per-process batch dim global_batch_size // process_count, e.g. {'image':
     float32 (B, H, W, 3), 'label': int32 (B,)}. The iterator has get_state()/set_state() and
