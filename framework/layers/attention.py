@@ -35,6 +35,8 @@ class MultiHeadDotProductAttention(nn.Module):
       attention_implementation: passed to `jax.nn.dot_product_attention` as
         `implementation`: None lets XLA choose, 'xla', or 'cudnn' (GPU flash attention).
       use_bias: whether the four projections have biases.
+      out_kernel_init: initializer of the `out` kernel; None means `kernel_init` (zeros makes
+        a new residual branch start as the identity, e.g. cross-view attention in MTV).
     """
 
     num_heads: int
@@ -47,6 +49,7 @@ class MultiHeadDotProductAttention(nn.Module):
     use_bias: bool = True
     kernel_init: Initializer = nn.initializers.xavier_uniform()
     bias_init: Initializer = nn.initializers.zeros
+    out_kernel_init: Initializer | None = None
 
     @nn.compact
     def __call__(
@@ -105,7 +108,7 @@ class MultiHeadDotProductAttention(nn.Module):
             use_bias=self.use_bias,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
-            kernel_init=self.kernel_init,
+            kernel_init=self.out_kernel_init or self.kernel_init,
             bias_init=self.bias_init,
             name="out",
         )(x)
