@@ -148,6 +148,10 @@ def _train(run: Run, stop_at_step: int) -> Result:
         pending = None
     else:
         state = state_lib.create_train_state(run.model, tx, example, state_shardings, config.seed)
+        if config.init_from.path:
+            from framework import pretrained  # Only runs that init from a checkpoint need it.
+
+            state = pretrained.init_state_from(state, state_shardings, config.init_from, tx.init)
         pending = first_local
 
     train_step = step_lib.make_train_step(run.model, run.loss_fn, tx, schedule,
