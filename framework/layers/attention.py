@@ -35,6 +35,10 @@ class MultiHeadDotProductAttention(nn.Module):
       attention_implementation: passed to `jax.nn.dot_product_attention` as
         `implementation`: None lets XLA choose, 'xla', or 'cudnn' (GPU flash attention).
       use_bias: whether the four projections have biases.
+      attention_fn: optional core replacing `jax.nn.dot_product_attention`: called as
+        `attention_fn(query, key, value, mask)` on (B, L, H, Dh) arrays, returning
+        (B, Lq, H, Dh) (e.g. ViViT's factorised dot-product attention). It gets no
+        attention-weight dropout: with `dropout_rate > 0` in training it raises.
       out_kernel_init: initializer of the `out` kernel; None means `kernel_init` (zeros makes
         a new residual branch start as the identity, e.g. cross-view attention in MTV).
     """
@@ -47,6 +51,7 @@ class MultiHeadDotProductAttention(nn.Module):
     param_dtype: Dtype = jnp.float32
     attention_implementation: str | None = None
     use_bias: bool = True
+    attention_fn: Any = None
     kernel_init: Initializer = nn.initializers.xavier_uniform()
     bias_init: Initializer = nn.initializers.zeros
     out_kernel_init: Initializer | None = None
@@ -93,7 +98,14 @@ class MultiHeadDotProductAttention(nn.Module):
         key = projection("key")(inputs_kv)
         value = projection("value")(inputs_kv)
 
-        if self.dropout_rate > 0.0 and not deterministic:
+        if self.attention_fn is not None:
+            if self.dropout_rate > 0.0 and not deterministic:
+                raise ValueError(
+                    f"attention dropout ({self.dropout_rate}) is not supported with a custom "
+                    "attention_fn; set the attention dropout rate to 0."
+                )
+            x = self.attention_fn(query, key, value, mask)
+        elif self.dropout_rate > 0.0 and not deterministic:
             x = self._attend_with_dropout(query, key, value, mask)
         else:
             x = jax.nn.dot_product_attention(

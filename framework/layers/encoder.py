@@ -55,6 +55,7 @@ class EncoderBlock(nn.Module):
       drop_path_rate: stochastic depth rate; a per-call `drop_path_rate` overrides it.
       dtype / param_dtype: compute and storage dtypes.
       attention_implementation: passed through to `jax.nn.dot_product_attention`.
+      attention_fn: optional attention core (see MultiHeadDotProductAttention).
     """
 
     mlp_dim: int | None
@@ -65,6 +66,7 @@ class EncoderBlock(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     attention_implementation: str | None = None
+    attention_fn: Any = None
 
     @nn.compact
     def __call__(
@@ -88,6 +90,7 @@ class EncoderBlock(nn.Module):
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             attention_implementation=self.attention_implementation,
+            attention_fn=self.attention_fn,
         )(y, y, mask, deterministic=deterministic)
         y = nn.Dropout(rate=self.dropout_rate)(y, deterministic=deterministic)
         x = x + drop_path(y, deterministic=deterministic, rate=rate)
@@ -134,7 +137,7 @@ class Encoder(nn.Module):
       stochastic_depth: the largest drop-path rate; stochastic_depth_schedule: see above.
       remat: wrap each block in nn.remat; remat_policy: a name from REMAT_POLICIES or None.
       scan: nn.scan over layers (faster compiles for deep stacks).
-      dtype / param_dtype / attention_implementation: passed to every block.
+      dtype / param_dtype / attention_implementation / attention_fn: passed to every block.
     """
 
     depth: int
@@ -150,6 +153,7 @@ class Encoder(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     attention_implementation: str | None = None
+    attention_fn: Any = None
 
     @nn.compact
     def __call__(
@@ -174,6 +178,7 @@ class Encoder(nn.Module):
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             attention_implementation=self.attention_implementation,
+            attention_fn=self.attention_fn,
         )
         # None (no stochastic depth) keeps the rate a static 0 even under scan / remat.
         rates = self.drop_path_rates() if self.stochastic_depth else [None] * self.depth
