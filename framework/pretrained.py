@@ -451,6 +451,24 @@ def format_report(report: LoadReport, max_unused: int = 20) -> str:
     return "\n".join(lines)
 
 
+def check_init_from(init_from: Mapping[str, Any]) -> None:
+    """Checks `config.init_from` without reading the weights: the path exists, the format and
+    adapter are known and the options fit the adapter. Raises ConfigError naming the key."""
+    init_from = init_from.to_dict() if hasattr(init_from, "to_dict") else dict(init_from)
+    path = os.path.abspath(os.path.expanduser(str(init_from["path"])))
+    if not os.path.exists(path):
+        raise ConfigError(f"config.init_from.path={path!r}: no such file or directory. Point it "
+                          "at a Tessera workdir or checkpoint step, a big_vision .npz or a Scenic "
+                          "checkpoint file.")
+    if init_from.get("format", "auto") not in FORMATS:
+        raise ConfigError(f"config.init_from.format={init_from['format']!r}: use one of "
+                          f"{', '.join(FORMATS)}.")
+    name = init_from.get("adapter") or "default"
+    adapter = registry.INIT_ADAPTERS.get(name, "config.init_from.adapter")
+    registry.check_kwargs(adapter, dict(init_from.get("options") or {}),
+                          "config.init_from.options", f"adapter {name!r}")
+
+
 def init_state_from(state: Any, shardings: Any, init_from: Mapping[str, Any],
                     init_opt_state: Callable[[Any], Any]) -> Any:
     """Returns the fresh TrainState `state` with params loaded per `init_from`.

@@ -67,6 +67,10 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
         sharding_lib.check_batch_size(
             config.batch_size // accum, mesh,
             key="the micro-batch config.batch_size / config.optimizer.grad_accum_steps")
+    if config.init_from.path:
+        from framework import pretrained
+
+        pretrained.check_init_from(config.init_from)
     model = registry.MODELS.build(config.model.name, config_lib.kwargs_of(config.model),
                                   "config.model")
     loss_fn = registry.LOSSES.build(config.loss.name, config_lib.kwargs_of(config.loss),

@@ -141,3 +141,13 @@ def test_trainer_initialises_a_fresh_run_from_a_workdir(tmp_path, caplog):
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(second.state.params),
                  jax.device_get(first.state.params))
     assert "loaded" in caplog.text and "0 init" in caplog.text
+
+
+def test_trainer_refuses_a_missing_init_checkpoint_before_compiling(tmp_path):
+    config = config_lib.load_config(DEMO, [f"init_from.path={tmp_path / 'missing'}"])
+    with pytest.raises(ConfigError, match=r"config.init_from.path=.*missing.*no such file"):
+        trainer.build(config, str(tmp_path / "run"))
+    config = config_lib.load_config(DEMO, [f"init_from.path={tmp_path}",
+                                            "init_from.adapter=nope"])
+    with pytest.raises(ConfigError, match="config.init_from.adapter='nope': unknown init_adapter"):
+        trainer.build(config, str(tmp_path / "run"))
