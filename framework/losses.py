@@ -1,4 +1,4 @@
-"""Classification losses, registered by name.
+"""Classification losses, registered by name; the contrastive ones are in contrastive_losses.
 
 A registered loss factory takes its config keys and returns `loss(outputs, batch)`, which
 returns the per-example loss (B,); the trainer weights it by `batch["mask"]` when present
@@ -12,7 +12,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from framework import registry
+from framework import contrastive_losses, registry  # noqa: F401  (contrastive: registers)
 
 LossFn = Callable[[jax.Array, dict], jax.Array]
 
