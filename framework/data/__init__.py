@@ -5,7 +5,10 @@ Importing this package registers the built-in datasets (`synthetic_shapes`,
 `framework.data.pipeline` (imported separately: it imports jax).
 """
 
-from framework.data import synthetic  # noqa: F401  (registers the synthetic datasets)
+from framework.data import (
+    synthetic,  # noqa: F401  (registers the synthetic datasets)
+    synthetic_captions,  # noqa: F401  (registers synthetic_captions and the tokenize op)
+)
 from framework.data.spec import CorruptRecordError, DatasetSpec, resolve_data_dir
 
 __all__ = ["CorruptRecordError", "DatasetSpec", "resolve_data_dir"]
