@@ -1,0 +1,245 @@
+"""Time a config's jitted train step: step time, examples/s, FLOP/s, MFU, memory, input rate.
+
+    python -m tools.benchmark --config FILE.py[:ARG] [--config.KEY=V ...] [--steps 10]
+        [--warmup 2] [--json] [--compare] [--out_dir benchmarks] [--cpu_devices N]
+
+The step is the trainer's (same model, loss, optimizer, sharding, gradient accumulation),
+compiled once (timed separately) and run `--warmup` + `--steps` times on one batch from the
+config's train pipeline kept on the devices; the step time is the median of the timed steps.
+MFU = XLA's FLOPs per step / step time / peak FLOP/s of the devices used (framework.hardware:
+a table for TPUs and GPUs, a measured matmul peak on CPU). The input pipeline's own rate is
+measured separately (framework.data) so a slow pipeline shows beside a fast step.
+
+`--compare` also trains the same ViT in timm/PyTorch on the same batch and machine (needs
+the optional extra: torch, timm) and reports the ratio. Results go to stdout (a Markdown
+line, or one JSON object with --json) and, unless `--out_dir ''`, to
+OUT_DIR/<config>[_<arg>]-<platform>.json and .md with the command that produced them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import sys
+import time
+from typing import Any
+
+from tools import cli
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Parses the command line; returns (flags, config overrides "KEY=VALUE")."""
+    rest, overrides = cli.split_overrides(argv)
+    parser = argparse.ArgumentParser(prog="python -m tools.benchmark", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="path/to/config.py[:arg]")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (median taken)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compile")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--compare", action="store_true",
+                        help="also time the same ViT in timm/PyTorch (extra 'compare')")
+    parser.add_argument("--input_batches", type=int, default=20,
+                        help="batches read to measure the input pipeline (0 = skip)")
+    parser.add_argument("--out_dir", default="benchmarks",
+                        help="where to write the JSON and Markdown results ('' = nowhere)")
+    parser.add_argument("--note", default="", help="free text stored with the result")
+    parser.add_argument("--cpu_devices", type=int, default=0,
+                        help="if > 0, run on this many virtual CPU devices")
+    args = parser.parse_args(rest)
+    for name in ("steps", "warmup", "input_batches"):
+        if getattr(args, name) < (1 if name == "steps" else 0):
+            parser.error(f"--{name}={getattr(args, name)}: must be "
+                         f"{'positive' if name == 'steps' else '>= 0'}.")
+    return args, overrides
+
+
+def time_train_step(config: Any, steps: int, warmup: int) -> tuple[dict, dict]:
+    """Builds `config`'s trainer pieces and times its compiled train step.
+
+    Returns (result dict, the host batch used: a dict of numpy arrays with a leading dim of
+    the global batch). The dict holds compile_time_s, step_time_s (median),
+    step_times_s, examples_per_sec, flops_per_step (XLA, whole step over all devices,
+    a multiply-add = 2), params, num_devices, batch_size.
+    """
+    import jax
+    from flax import linen as nn
+
+    from framework import flops as flops_lib
+    from framework import optim, trainer
+    from framework import sharding as sharding_lib
+    from framework import step as step_lib
+    from framework import train_state as state_lib
+    from framework.data import pipeline
+
+    run = trainer.build(config, workdir="(benchmark: no workdir)")
+    mesh = run.mesh
+    with jax.set_mesh(mesh), nn.logical_axis_rules(sharding_lib.activation_rules(run.rules)):
+        local = next(iter(pipeline.make_train_loader(config.data, config.batch_size,
+                                                     config.seed)))
+        batch = sharding_lib.shard_batch(local, mesh)
+        example = sharding_lib.abstract_global_batch(local, mesh)
+        boxed = state_lib.abstract_params(run.model, example)
+        tx, schedule = optim.make_optimizer(config.optimizer, config.schedule,
+                                            config.total_steps, flops_lib.unbox(boxed))
+        abstract_state, shardings = state_lib.abstract_state_and_shardings(
+            boxed, tx, mesh, run.rules)
+        state = state_lib.create_train_state(run.model, tx, example, shardings, config.seed)
+        train_step = step_lib.make_train_step(run.model, run.loss_fn, tx, schedule,
+                                              run.grad_accum_steps)
+        start = time.perf_counter()
+        compiled = jax.jit(
+            train_step, in_shardings=(shardings, {k: v.sharding for k, v in example.items()}),
+            out_shardings=(shardings, None), donate_argnums=(0,),
+        ).lower(abstract_state, example).compile()
+        compile_time = time.perf_counter() - start
+        times = []
+        for i in range(warmup + steps):
+            start = time.perf_counter()
+            state, metrics = compiled(state, batch)
+            jax.block_until_ready((state, metrics))
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    per_device_flops = flops_lib.compiled_flops(compiled)
+    step_time = statistics.median(times)
+    num_devices = mesh.devices.size
+    return {
+        "compile_time_s": compile_time,
+        "step_time_s": step_time,
+        "step_times_s": times,
+        "examples_per_sec": config.batch_size / step_time,
+        "flops_per_step": None if per_device_flops is None else per_device_flops * num_devices,
+        "params": flops_lib.count_params(abstract_state.params),
+        "num_devices": int(num_devices),
+        "batch_size": int(config.batch_size),
+        "final_loss": float(metrics["loss"]),
+    }, local
+
+
+def input_pipeline_rate(config: Any, num_batches: int) -> dict | None:
+    """Returns {"examples_per_sec": ...} for the train pipeline over `num_batches` batches,
+    measured by the data package's own function, or None when `num_batches` is 0 or the
+    data package has no such function (then the result says "not measured")."""
+    if not num_batches:
+        return None
+    try:
+        from framework.data import throughput
+    except ImportError:
+        return None
+    return throughput.measure_input_rate(config.data, config.batch_size, config.seed,
+                                         num_batches=num_batches)
+
+
+def benchmark(config: Any, steps: int = 10, warmup: int = 2, input_batches: int = 20,
+              compare: bool = False) -> dict:
+    """Benchmarks `config`'s train step; returns the result dict (see the module docstring).
+
+    Keys: step_time_s, examples_per_sec, flops_per_step, flops_per_sec, mfu, peak_flops,
+    peak_flops_source, device, compile_time_s, peak_memory_bytes, peak_memory_source,
+    input_examples_per_sec, params, batch_size, num_devices, and with `compare` the timm
+    run's numbers under "timm" plus "speedup_vs_timm" (timm step time / ours).
+    """
+    import jax
+
+    from framework import flops as flops_lib
+    from framework import hardware
+
+    result, local_batch = time_train_step(config, steps, warmup)
+    device = jax.devices()[0]
+    peak, source = hardware.peak_flops(device)
+    if device.platform != "cpu":
+        peak *= result["num_devices"]  # Table peaks are per device; the step uses them all.
+    flops = result["flops_per_step"] or 0.0
+    result.update(
+        device=hardware.describe(device),
+        platform=device.platform,
+        peak_flops=peak,
+        peak_flops_source=source,
+        flops_per_sec=flops / result["step_time_s"],
+        mfu=flops_lib.mfu(flops, result["step_time_s"], peak),
+    )
+    result["peak_memory_bytes"], result["peak_memory_source"] = hardware.peak_memory_bytes(device)
+    rate = input_pipeline_rate(config, input_batches)
+    result["input_examples_per_sec"] = None if rate is None else rate["examples_per_sec"]
+    if compare:
+        from tools import timm_compare
+
+        timm = timm_compare.time_timm_train_step(config, local_batch, steps, warmup)
+        result["timm"] = timm
+        result["speedup_vs_timm"] = timm["step_time_s"] / result["step_time_s"]
+    return result
+
+
+def markdown_line(spec: str, result: dict) -> str:
+    """Returns one Markdown table row for `result` (see MARKDOWN_HEADER)."""
+    timm = result.get("timm")
+    cells = [
+        f"`{spec}`", result["device"], str(result["batch_size"]),
+        f"{result['step_time_s'] * 1e3:.1f}", f"{result['examples_per_sec']:.2f}",
+        f"{result['flops_per_sec'] / 1e9:.1f}", f"{result['peak_flops'] / 1e9:.1f}",
+        f"{100 * result['mfu']:.1f}%", f"{result['compile_time_s']:.1f}",
+        f"{result['peak_memory_bytes'] / 2**30:.2f}",
+        "-" if result["input_examples_per_sec"] is None
+        else f"{result['input_examples_per_sec']:.0f}",
+        "-" if timm is None else f"{timm['step_time_s'] * 1e3:.1f}",
+        "-" if timm is None else f"{result['speedup_vs_timm']:.2f}x",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+MARKDOWN_HEADER = (
+    "| config | device | batch | step ms | examples/s | GFLOP/s | peak GFLOP/s | MFU "
+    "| compile s | peak mem GiB | input examples/s | timm step ms | speed vs timm |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def write_results(out_dir: str, spec: str, result: dict, command: str) -> list[str]:
+    """Writes OUT_DIR/<name>.json (the result + command) and <name>.md; returns the paths."""
+    from framework import config as config_lib
+
+    path, arg = config_lib.split_spec(spec)
+    name = os.path.splitext(os.path.basename(path))[0]
+    if arg:
+        name += "_" + "".join(c if c.isalnum() else "-" for c in arg)
+    name += f"-{result['platform']}"
+    os.makedirs(out_dir, exist_ok=True)
+    json_path = os.path.join(out_dir, name + ".json")
+    md_path = os.path.join(out_dir, name + ".md")
+    record = {"command": command, "config": spec, **result}
+    with open(json_path, "w") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    with open(md_path, "w") as f:
+        f.write(f"Produced by:\n\n    {command}\n\n")
+        if result.get("note"):
+            f.write(f"Note: {result['note']}\n\n")
+        f.write(MARKDOWN_HEADER + "\n" + markdown_line(spec, result) + "\n")
+    return [json_path, md_path]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the benchmark from the command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    args, overrides = parse_args(argv)
+    if args.cpu_devices:
+        cli.use_cpu_devices(args.cpu_devices)
+    from framework import config as config_lib
+
+    config = config_lib.load_config(args.config, overrides)
+    result = benchmark(config, args.steps, args.warmup, args.input_batches, args.compare)
+    result["note"] = args.note
+    command = "python -m tools.benchmark " + " ".join(shlex.quote(a) for a in argv)
+    if args.out_dir:
+        written = write_results(args.out_dir, args.config, result, command)
+        print("Wrote " + ", ".join(written), file=sys.stderr)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(MARKDOWN_HEADER + "\n" + markdown_line(args.config, result))
+    return 0
+
+
+if __name__ == "__main__":
+    cli.exit_on_config_error(main)
