@@ -18,6 +18,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every = 50
     c.eval_every = 500  # 0 = only at the end.
     c.checkpoint_every = 500  # 0 = only at the end.
+    # A train step whose loss or gradient is NaN/Inf is never applied; "stop" ends the run
+    # with an error naming the step (checkpoints untouched), "skip" goes on with the next batch.
+    c.on_nonfinite = "stop"
 
     c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
     c.sharding = ml_collections.ConfigDict({"rules": "dp"})
