@@ -7,6 +7,13 @@ worker processes; 0 = decode in the calling process) and optionally `on_corrupt`
 the default, or "skip"). Process index and count default to JAX's; tests pass them in to
 simulate several hosts.
 
+`config.data.<split>.preprocess` (a string of PREPROCESS_OPS ops, see framework.data.ops) is
+applied to each decoded example, in the worker processes; "" keeps the decoded example as is.
+`config.data.train.batch_preprocess` (mixup / cutmix) is applied to each batch. The eval pass
+makes `num_views` copies of each record when the eval preprocess has multi-view ops
+(sample_clips, three_crop): consecutive examples with int32 `video_index` (the record) and
+`view_index` (clip * num_crops + crop), which every eval example carries.
+
 grain worker processes are started with "spawn": a script that builds a loader with
 worker_count > 0 must do so under `if __name__ == "__main__":` (absl's app.run is fine).
 grain also reads absl flags then; when nobody has parsed them (pytest, notebooks) the
@@ -26,9 +33,11 @@ import numpy as np
 from absl import flags
 
 from framework import registry
-from framework.data import global_order, transforms
+from framework.data import global_order, preprocess, transforms
 from framework.data.spec import DatasetSpec, resolve_data_dir
 from framework.registry import ConfigError
+
+PREPROCESS_KEYS = ("preprocess", "batch_preprocess")
 
 
 def build_dataset(data_config: Any, which: str) -> DatasetSpec:
@@ -42,6 +51,8 @@ def build_dataset(data_config: Any, which: str) -> DatasetSpec:
         raise ConfigError(f"config.data.{which}: missing (a group with the dataset's name, "
                           "split and keyword arguments).")
     kwargs = dict(node.to_dict() if hasattr(node, "to_dict") else node)
+    for key in PREPROCESS_KEYS:
+        kwargs.pop(key, None)
     name = kwargs.pop("name", None)
     if not name:
         raise ConfigError(f"config.data.{which}.name: required (the dataset's registry name; "
@@ -116,10 +127,18 @@ def make_train_loader(data_config: Any, global_batch_size: int, seed: int, *,
                                         drop_remainder=True)
     sampler = global_order.GlobalOrderSampler(spec.num_examples, global_batch_size,
                                               process_index, process_count, int(seed))
-    operations = [transforms.DecodeRecord(spec.decode, spec.name, spec.split, on_corrupt)]
+    chain, batch_chain = build_preprocess(data_config, "train", spec)
+    if chain is not None and chain.num_views > 1:
+        raise ConfigError(f"config.data.train.preprocess={chain.text!r}: makes {chain.num_views} "
+                          "views per example (sample_clips / three_crop are for eval); use "
+                          "sample_frames and random_crop for training.")
+    decode = transforms.DecodeRecord(spec.decode, spec.name, spec.split, on_corrupt)
+    operations = [transforms.DecodeAndPreprocess(decode, chain) if chain else decode]
     if on_corrupt == "skip":
         operations.append(transforms.DropNone())
     operations.append(grain.transforms.Batch(batch_size=batch, drop_remainder=True))
+    if batch_chain is not None:
+        operations.append(transforms.BatchPreprocess(batch_chain))
     return grain.DataLoader(
         data_source=_indexed_source(spec), sampler=sampler, operations=operations,
         worker_count=_worker_count(data_config), shard_options=shard)
@@ -138,12 +157,21 @@ def make_eval_batches(data_config: Any, global_batch_size: int, *,
     process_index, process_count = _process(process_index, process_count)
     batch = local_batch_size(global_batch_size, process_count, batch_key)
     spec = build_dataset(data_config, "eval")
-    start, stop, num_batches = eval_shard(spec.num_examples, batch * process_count,
-                                          process_index, process_count)
+    chain, batch_chain = build_preprocess(data_config, "eval", spec)
+    if batch_chain is not None:
+        raise ConfigError(f"config.data.eval.batch_preprocess={batch_chain.text!r}: batch "
+                          "ops (mixup, cutmix) are for training; set it to ''.")
+    views = chain.num_views if chain is not None else 1
+    start, stop, _ = eval_shard(spec.num_examples, batch * process_count,
+                                process_index, process_count)
+    # The largest part decides the batch count, so that every process yields as many.
+    largest = math.ceil(spec.num_examples / process_count)
+    num_batches = math.ceil(largest * views / batch)
     source = _indexed_source(spec)
     decode = transforms.DecodeRecord(spec.decode, spec.name, spec.split,
                                       _on_corrupt(data_config))
-    slot = transforms.EvalSlot(source, decode, start, stop, _zeros_like_example(spec, source))
+    slot = transforms.EvalSlot(source, decode, start, stop,
+                               _eval_template(spec, source, decode, chain), chain, views)
     dataset = grain.MapDataset.range(num_batches * batch).map(slot).batch(batch)
     workers = _worker_count(data_config)
     iter_dataset = dataset.to_iter_dataset(grain.ReadOptions(num_threads=4,
@@ -156,6 +184,37 @@ def make_eval_batches(data_config: Any, global_batch_size: int, *,
         return iter(iter_dataset)
 
     return batches
+
+
+def build_preprocess(data_config: Any, which: str, spec: DatasetSpec
+                     ) -> tuple[preprocess.Chain | None, preprocess.Chain | None]:
+    """Returns the (per-example, per-batch) preprocess Chains of `data_config.<which>` (None
+    where the string is empty). Ops that take `num_classes` get the dataset's."""
+    node = data_config.get(which)
+    chains = []
+    for key in PREPROCESS_KEYS:
+        text = node.get(key, "") or ""
+        if not isinstance(text, str):
+            raise ConfigError(f"config.data.{which}.{key}={text!r}: must be a string like "
+                              "'op1(k=v)|op2'.")
+        chains.append(preprocess.build_chain(text, f"config.data.{which}.{key}",
+                                             defaults={"num_classes": spec.num_classes}))
+    return chains[0], chains[1]
+
+
+def _eval_template(spec: DatasetSpec, source: transforms.IndexedSource,
+                   decode: transforms.DecodeRecord, chain: preprocess.Chain | None) -> dict:
+    """Returns the eval padding: zeros shaped like a (preprocessed) example."""
+    if chain is None:
+        return _zeros_like_example(spec, source)
+    lenient = transforms.DecodeRecord(spec.decode, spec.name, spec.split, "skip")
+    for index in range(len(source)):
+        example = lenient.map(source[index])
+        if example is not None:
+            example = chain(dict(example, view_index=np.int32(0), video_index=np.int32(0)),
+                            preprocess.view_rng(0, index, 0))
+            return {k: np.zeros_like(v) for k, v in example.items()}
+    return {}
 
 
 def _process(process_index: int | None, process_count: int | None) -> tuple[int, int]:

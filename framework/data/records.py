@@ -3,6 +3,11 @@
 Layout of one record: b"TSR1", a little-endian uint32 header length, a JSON header
 ({"crc32": int, "arrays": [[key, dtype, shape, nbytes], ...]}), then the raw array bytes in
 header order. Encoding is deterministic (same arrays -> same bytes).
+
+Besides numeric arrays a value may be `bytes` (dtype "bytes", e.g. an encoded JPEG), `str`
+(dtype "str", stored as UTF-8, e.g. a caption) or a list of bytes (dtype "bytes[]", shape
+[n], with a fifth header field listing the n lengths, e.g. the encoded frames of a video).
+Records holding only numeric arrays are unchanged from the first version of the format.
 """
 
 from __future__ import annotations
@@ -18,15 +23,13 @@ MAGIC = b"TSR1"
 _HEADER_LEN = struct.Struct("<I")
 
 
-def encode_example(example: dict[str, np.ndarray]) -> bytes:
-    """Serializes a dict of numpy arrays (any shapes, numeric dtypes) to bytes."""
+def encode_example(example: dict) -> bytes:
+    """Serializes a dict of numpy arrays (any shapes, numeric dtypes), bytes, str or lists of
+    bytes to bytes."""
     entries, payloads = [], []
     for key in sorted(example):
-        array = np.asarray(example[key])
-        if array.dtype.kind not in "biuf":
-            raise TypeError(f"encode_example: {key!r} has unsupported dtype {array.dtype}.")
-        data = array.tobytes(order="C")
-        entries.append([key, array.dtype.str, list(array.shape), len(data)])
+        entry, data = _encode_value(key, example[key])
+        entries.append(entry)
         payloads.append(data)
     payload = b"".join(payloads)
     header = json.dumps({"crc32": zlib.crc32(payload), "arrays": entries},
@@ -58,11 +61,41 @@ def decode_example(record: bytes) -> dict[str, np.ndarray]:
     if zlib.crc32(payload) != header.get("crc32"):
         raise ValueError("record payload checksum mismatch")
     out, offset = {}, 0
-    for key, dtype, shape, nbytes in entries:
-        out[key] = np.frombuffer(payload, dtype=np.dtype(dtype), count=int(np.prod(shape)),
-                                 offset=offset).reshape(tuple(shape))
+    for entry in entries:
+        key, dtype, shape, nbytes = entry[:4]
+        chunk = payload[offset:offset + nbytes]
+        if dtype == "bytes":
+            out[key] = bytes(chunk)
+        elif dtype == "str":
+            out[key] = bytes(chunk).decode("utf-8")
+        elif dtype == "bytes[]":
+            ends = np.cumsum([0] + list(entry[4]))
+            out[key] = [bytes(chunk[a:b]) for a, b in zip(ends[:-1], ends[1:])]
+        else:
+            out[key] = np.frombuffer(payload, dtype=np.dtype(dtype), count=int(np.prod(shape)),
+                                     offset=offset).reshape(tuple(shape))
         offset += nbytes
     return out
+
+
+def _encode_value(key: str, value) -> tuple[list, bytes]:
+    """Returns (header entry, payload bytes) of one value of an example."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        data = bytes(value)
+        return [key, "bytes", [], len(data)], data
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+        return [key, "str", [], len(data)], data
+    if isinstance(value, list | tuple) and value and all(
+            isinstance(v, bytes | bytearray) for v in value):
+        lengths = [len(v) for v in value]
+        return [key, "bytes[]", [len(value)], sum(lengths), lengths], b"".join(value)
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"encode_example: {key!r} has unsupported dtype {array.dtype} "
+                        "(numeric arrays, bytes, str and lists of bytes are supported).")
+    data = array.tobytes(order="C")
+    return [key, array.dtype.str, list(array.shape), len(data)], data
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 import grain
 import numpy as np
 
+from framework.data.preprocess import Chain, view_rng
 from framework.data.spec import CorruptRecordError
 
 log = logging.getLogger(__name__)
@@ -83,14 +84,53 @@ class DecodeRecord(grain.transforms.Map):
                 raise OSError(record.message)
             return self.decode(record)
         except Exception as e:  # noqa: BLE001 - any failure is a corrupt record.
-            message = (f"dataset {self.name!r} split {self.split!r}: record {index} is corrupt "
-                       f"({type(e).__name__}: {e}).")
-            if self.on_corrupt == "skip":
-                log.warning("%s Skipping it (on_corrupt='skip').", message)
-                return None
-            raise CorruptRecordError(
-                message + " Regenerate the dataset, or set config.data.on_corrupt='skip'."
-            ) from e
+            return self.fail(index, e)
+
+    def fail(self, index: int, error: Exception) -> None:
+        """Handles record `index` that failed with `error`: returns None (on_corrupt="skip",
+        logged) or raises CorruptRecordError naming dataset, split, index and the error."""
+        message = (f"dataset {self.name!r} split {self.split!r}: record {index} is corrupt "
+                   f"({type(error).__name__}: {error}).")
+        if self.on_corrupt == "skip":
+            log.warning("%s Skipping it (on_corrupt='skip').", message)
+            return None
+        raise CorruptRecordError(
+            message + " Regenerate the dataset, or set config.data.on_corrupt='skip'."
+        ) from error
+
+
+@dataclasses.dataclass
+class DecodeAndPreprocess(grain.transforms.RandomMap):
+    """grain RandomMap: (index, record bytes) -> decoded example -> `chain(example, rng)`.
+
+    The rng is the record's own (from the sampler: seed and position), so augmentations are
+    reproduced exactly on resume. A record whose decoding ops fail (a truncated JPEG) is
+    handled like a corrupt record (see DecodeRecord.on_corrupt).
+    """
+
+    decode: DecodeRecord
+    chain: Chain
+
+    def random_map(self, element: tuple[int, Any], rng: np.random.Generator) -> dict | None:
+        """Takes (record index, record bytes) and the record's rng; returns the example."""
+        example = self.decode.map(element)
+        if example is None:
+            return None
+        try:
+            return self.chain(example, rng)
+        except Exception as e:  # noqa: BLE001 - reported with the record index.
+            return self.decode.fail(element[0], e)
+
+
+@dataclasses.dataclass
+class BatchPreprocess(grain.transforms.RandomMap):
+    """grain RandomMap: batch dict -> `chain(batch, rng)` (mixup, cutmix)."""
+
+    chain: Chain
+
+    def random_map(self, element: dict, rng: np.random.Generator) -> dict:
+        """Takes a batch dict of numpy arrays; returns the transformed batch."""
+        return self.chain(element, rng)
 
 
 class DropNone(grain.transforms.Filter):
@@ -103,10 +143,13 @@ class DropNone(grain.transforms.Filter):
 
 @dataclasses.dataclass
 class EvalSlot:
-    """Slot i of one process's eval stream -> example dict with 'mask' bool ().
+    """Slot i of one process's eval stream -> example dict with 'mask' bool (), int32
+    'video_index' (the record) and 'view_index' (which of its `views` copies).
 
-    Slots [0, stop - start) hold records start..stop-1 (mask True); later slots, and records
-    skipped as corrupt, hold `template` (zeros shaped like an example) with mask False.
+    Slots [0, (stop - start) * views) hold views 0..views-1 of records start..stop-1 in
+    order (mask True), each run through `chain` (None: as decoded); later slots, and records
+    skipped as corrupt, hold `template` (zeros shaped like an example) with mask False and
+    video_index -1.
     """
 
     source: IndexedSource
@@ -114,12 +157,23 @@ class EvalSlot:
     start: int
     stop: int
     template: dict
+    chain: Chain | None = None
+    views: int = 1
 
     def __call__(self, slot: int) -> dict[str, np.ndarray]:
-        index = self.start + int(slot)
+        index, view = divmod(int(slot), self.views)
+        index += self.start
         example = None
         if index < self.stop:
             example = self.decode.map(self.source[index])
+        if example is not None:
+            example = dict(example, video_index=np.int32(index), view_index=np.int32(view))
+            if self.chain is not None:
+                try:
+                    example = self.chain(example, view_rng(0, index, view))
+                except Exception as e:  # noqa: BLE001 - reported with the record index.
+                    example = self.decode.fail(index, e)
         if example is None:
-            return dict(self.template, mask=np.asarray(False))
+            return dict(self.template, mask=np.asarray(False), video_index=np.int32(-1),
+                        view_index=np.int32(0))
         return dict(example, mask=np.asarray(True))

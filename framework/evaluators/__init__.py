@@ -1,3 +1,8 @@
 """Evaluators, registered by name in `framework.registry.EVALUATORS`."""
 
-from framework.evaluators import classification  # noqa: F401
+from framework.evaluators import (
+    classification,  # noqa: F401
+    multiview,  # noqa: F401
+    retrieval,  # noqa: F401
+    zero_shot,  # noqa: F401
+)

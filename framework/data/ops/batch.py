@@ -1,0 +1,84 @@
+"""Batch ops (config.data.train.batch_preprocess): mixup and cutmix with soft labels.
+
+Each takes a batch dict {pixels: float (B, ...), label: int (B,) or soft (B, C)} and an rng,
+and returns the batch with mixed pixels and `label` float32 (B, num_classes). Every example
+is mixed with the next one in the batch (the last with the first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from framework.data.ops.spatial import pixel_key
+from framework.registry import PREPROCESS_OPS
+
+
+def soft_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Returns float32 (B, num_classes): one-hot of int labels (B,), or soft labels as is."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        return labels.astype(np.float32)
+    if num_classes is None or num_classes < 1:
+        raise ValueError("num_classes is needed to turn int labels into soft labels.")
+    return np.eye(num_classes, dtype=np.float32)[labels.astype(np.int64)]
+
+
+def _float_pixels(batch: dict, key: str) -> np.ndarray:
+    pixels = batch[key]
+    if pixels.dtype.kind != "f":
+        raise ValueError(f"{key!r} is {pixels.dtype}; mix float pixels (put value_range or "
+                         "normalize in the per-example preprocess).")
+    return pixels
+
+
+@PREPROCESS_OPS.register("mixup")
+@dataclasses.dataclass
+class MixUp:
+    """mixup (Zhang et al. 2018): x = lam x + (1 - lam) x_next, labels alike, with one
+    lam ~ Beta(alpha, alpha) per batch."""
+
+    alpha: float = 0.2
+    num_classes: int | None = None
+    key: str | None = None
+    label_key: str = "label"
+
+    def __call__(self, batch: dict, rng: np.random.Generator) -> dict:
+        k = pixel_key(batch, self.key)
+        pixels = _float_pixels(batch, k)
+        lam = np.float32(rng.beta(self.alpha, self.alpha))
+        labels = soft_labels(batch[self.label_key], self.num_classes)
+        mixed = lam * pixels + (1 - lam) * np.roll(pixels, -1, axis=0)
+        soft = lam * labels + (1 - lam) * np.roll(labels, -1, axis=0)
+        return {**batch, k: mixed.astype(pixels.dtype), self.label_key: soft}
+
+
+@PREPROCESS_OPS.register("cutmix")
+@dataclasses.dataclass
+class CutMix:
+    """CutMix (Yun et al. 2019): pastes one box of the next example into each example (the
+    same box for every frame of a video); box area 1 - lam with lam ~ Beta(alpha, alpha),
+    and the labels are weighted by the pasted area."""
+
+    alpha: float = 1.0
+    num_classes: int | None = None
+    key: str | None = None
+    label_key: str = "label"
+
+    def __call__(self, batch: dict, rng: np.random.Generator) -> dict:
+        k = pixel_key(batch, self.key)
+        pixels = _float_pixels(batch, k)
+        h, w = pixels.shape[-3:-1]
+        lam = rng.beta(self.alpha, self.alpha)
+        bh, bw = int(h * np.sqrt(1 - lam)), int(w * np.sqrt(1 - lam))
+        cy, cx = rng.integers(0, h), rng.integers(0, w)
+        top, bottom = max(cy - bh // 2, 0), min(cy + bh - bh // 2, h)
+        left, right = max(cx - bw // 2, 0), min(cx + bw - bw // 2, w)
+        mixed = np.array(pixels)
+        mixed[..., top:bottom, left:right, :] = np.roll(pixels, -1, axis=0)[
+            ..., top:bottom, left:right, :]
+        kept = np.float32(1 - (bottom - top) * (right - left) / (h * w))
+        labels = soft_labels(batch[self.label_key], self.num_classes)
+        soft = kept * labels + (1 - kept) * np.roll(labels, -1, axis=0)
+        return {**batch, k: mixed, self.label_key: soft}

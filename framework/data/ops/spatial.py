@@ -1,0 +1,298 @@
+"""Spatial ops shared by images (H, W, C) and videos (T, H, W, C): resize, crop, flip, scale.
+
+Every op here acts on `example[key]`, where key=None means "video" if present, else "image".
+A video gets the same resize, crop and flip on every frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from PIL import Image
+
+from framework.data.preprocess import MultiViewOp
+from framework.registry import PREPROCESS_OPS
+
+
+def pixel_key(example: dict, key: str | None) -> str:
+    """Returns `key`, or "video" / "image" (whichever the example has) when key is None."""
+    if key is not None:
+        return key
+    for candidate in ("video", "image"):
+        if candidate in example:
+            return candidate
+    raise KeyError(f"no 'video' or 'image' in the example (keys: {sorted(example)}); "
+                   "decode it first (decode_frames / decode_image) or pass key=")
+
+
+def as_hw(size) -> tuple[int, int]:
+    """Returns (height, width) from an int or a pair; raises ValueError if not positive."""
+    hw = (size, size) if isinstance(size, int | np.integer) else tuple(size)
+    if len(hw) != 2 or any(not isinstance(v, int | np.integer) or v < 1 for v in hw):
+        raise ValueError(f"size={size!r}: expected a positive int or (height, width).")
+    return int(hw[0]), int(hw[1])
+
+
+def resize_pixels(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Returns `pixels` (..., H, W, C) bilinearly resized to (..., height, width, C), same
+    dtype (uint8 or float)."""
+    h, w, c = pixels.shape[-3:]
+    if (h, w) == (height, width):
+        return pixels
+    frames = pixels.reshape((-1, h, w, c))
+    out = np.empty((len(frames), height, width, c), pixels.dtype)
+    for i, frame in enumerate(frames):
+        if pixels.dtype == np.uint8 and c in (3, 4):
+            out[i] = np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
+            continue
+        for ch in range(c):
+            plane = Image.fromarray(frame[..., ch].astype(np.float32), mode="F")
+            resized = np.asarray(plane.resize((width, height), Image.BILINEAR))
+            out[i, ..., ch] = np.clip(resized, 0, 255) if pixels.dtype == np.uint8 else resized
+    return out.reshape(pixels.shape[:-3] + (height, width, c))
+
+
+def crop_pixels(pixels: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """Returns the window [top:top+height, left:left+width] of (..., H, W, C) pixels."""
+    h, w = pixels.shape[-3:-1]
+    if height > h or width > w:
+        raise ValueError(f"crop {height}x{width} is larger than the {h}x{w} pixels; resize "
+                         "first (e.g. resize_small).")
+    return pixels[..., top:top + height, left:left + width, :]
+
+
+def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
+    """Returns (height, width) scaled so that the short side is `size`."""
+    scale = size / min(h, w)
+    return max(size, round(h * scale)), max(size, round(w * scale))
+
+
+@PREPROCESS_OPS.register("resize_small")
+@dataclasses.dataclass
+class ResizeSmall:
+    """Resizes so that the short side is `size` pixels (aspect ratio kept)."""
+
+    size: int
+    key: str | None = None
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        k = pixel_key(example, self.key)
+        h, w = example[k].shape[-3:-1]
+        return {**example, k: resize_pixels(example[k], *short_side_size(h, w, self.size))}
+
+
+@PREPROCESS_OPS.register("resize")
+@dataclasses.dataclass
+class Resize:
+    """Resizes to `size` (int: square, or (height, width))."""
+
+    size: int | tuple[int, int]
+    key: str | None = None
+
+    def __post_init__(self):
+        as_hw(self.size)
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        k = pixel_key(example, self.key)
+        return {**example, k: resize_pixels(example[k], *as_hw(self.size))}
+
+
+@PREPROCESS_OPS.register("scale_jitter")
+@dataclasses.dataclass
+class ScaleJitter:
+    """Resizes by one random factor in [min_factor, max_factor] (both sides alike)."""
+
+    min_factor: float = 0.9
+    max_factor: float = 1.33
+    key: str | None = None
+
+    def __post_init__(self):
+        if not 0 < self.min_factor <= self.max_factor:
+            raise ValueError(f"need 0 < min_factor <= max_factor, got {self.min_factor}, "
+                             f"{self.max_factor}.")
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        k = pixel_key(example, self.key)
+        h, w = example[k].shape[-3:-1]
+        factor = rng.uniform(self.min_factor, self.max_factor)
+        size = (max(1, round(h * factor)), max(1, round(w * factor)))
+        return {**example, k: resize_pixels(example[k], *size)}
+
+
+@PREPROCESS_OPS.register("random_crop")
+@dataclasses.dataclass
+class RandomCrop:
+    """Crops `size` at a uniformly random position."""
+
+    size: int | tuple[int, int]
+    key: str | None = None
+
+    def __post_init__(self):
+        as_hw(self.size)
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        k = pixel_key(example, self.key)
+        h, w = example[k].shape[-3:-1]
+        ch, cw = as_hw(self.size)
+        top = int(rng.integers(0, max(h - ch, 0) + 1))
+        left = int(rng.integers(0, max(w - cw, 0) + 1))
+        return {**example, k: crop_pixels(example[k], top, left, ch, cw)}
+
+
+@PREPROCESS_OPS.register("center_crop")
+@dataclasses.dataclass
+class CenterCrop:
+    """Crops `size` from the centre."""
+
+    size: int | tuple[int, int]
+    key: str | None = None
+
+    def __post_init__(self):
+        as_hw(self.size)
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        k = pixel_key(example, self.key)
+        h, w = example[k].shape[-3:-1]
+        ch, cw = as_hw(self.size)
+        return {**example, k: crop_pixels(example[k], (h - ch) // 2, (w - cw) // 2, ch, cw)}
+
+
+@PREPROCESS_OPS.register("three_crop")
+@dataclasses.dataclass
+class ThreeCrop(MultiViewOp):
+    """Multi-view: crop `size` at the start, centre or end of the long side (view digit 0, 1,
+    2), centred on the short side: the three-crop test of video classification papers."""
+
+    size: int | tuple[int, int] = 224
+    key: str | None = None
+
+    def __post_init__(self):
+        as_hw(self.size)
+
+    @property
+    def num_views(self) -> int:
+        """Three crops."""
+        return 3
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        k = pixel_key(example, self.key)
+        h, w = example[k].shape[-3:-1]
+        ch, cw = as_hw(self.size)
+        digit = self.view_digit(example)
+        if h - ch > w - cw:  # Portrait: crops slide down the height.
+            top, left = (0, (h - ch) // 2, h - ch)[digit], (w - cw) // 2
+        else:
+            top, left = (h - ch) // 2, (0, (w - cw) // 2, w - cw)[digit]
+        return {**example, k: crop_pixels(example[k], top, left, ch, cw)}
+
+
+@PREPROCESS_OPS.register("inception_crop")
+@dataclasses.dataclass
+class InceptionCrop:
+    """Random-resized crop: a box of area_min..area_max of the area and aspect ratio
+    aspect_min..aspect_max (log-uniform), resized to `size` (None: not resized). Falls back
+    to the whole image after 10 failed draws."""
+
+    size: int | tuple[int, int] | None = None
+    area_min: float = 0.08
+    area_max: float = 1.0
+    aspect_min: float = 3 / 4
+    aspect_max: float = 4 / 3
+    key: str | None = None
+
+    def __post_init__(self):
+        if self.size is not None:
+            as_hw(self.size)
+        if not 0 < self.area_min <= self.area_max <= 1:
+            raise ValueError("need 0 < area_min <= area_max <= 1.")
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        k = pixel_key(example, self.key)
+        h, w = example[k].shape[-3:-1]
+        top, left, ch, cw = 0, 0, h, w
+        for _ in range(10):
+            area = h * w * rng.uniform(self.area_min, self.area_max)
+            aspect = math.exp(rng.uniform(math.log(self.aspect_min), math.log(self.aspect_max)))
+            bw, bh = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+            if 0 < bh <= h and 0 < bw <= w:
+                top, left = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
+                ch, cw = bh, bw
+                break
+        pixels = crop_pixels(example[k], top, left, ch, cw)
+        if self.size is not None:
+            pixels = resize_pixels(pixels, *as_hw(self.size))
+        return {**example, k: pixels}
+
+
+@PREPROCESS_OPS.register("flip_lr")
+@dataclasses.dataclass
+class FlipLr:
+    """Flips left-right with probability `p`."""
+
+    p: float = 0.5
+    key: str | None = None
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        if rng.uniform() >= self.p:
+            return example
+        k = pixel_key(example, self.key)
+        return {**example, k: np.ascontiguousarray(example[k][..., ::-1, :])}
+
+
+@PREPROCESS_OPS.register("value_range")
+@dataclasses.dataclass
+class ValueRange:
+    """Maps pixels from [in_min, in_max] (uint8: 0..255) linearly to float32 [vmin, vmax]."""
+
+    vmin: float = -1.0
+    vmax: float = 1.0
+    in_min: float = 0.0
+    in_max: float = 255.0
+    key: str | None = None
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        k = pixel_key(example, self.key)
+        scale = np.float32((self.vmax - self.vmin) / (self.in_max - self.in_min))
+        pixels = example[k].astype(np.float32)
+        return {**example, k: (pixels - np.float32(self.in_min)) * scale + np.float32(self.vmin)}
+
+
+@PREPROCESS_OPS.register("normalize")
+@dataclasses.dataclass
+class Normalize:
+    """uint8 pixels -> float32 (x / 255 - mean) / std per channel (ImageNet defaults)."""
+
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    key: str | None = None
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        k = pixel_key(example, self.key)
+        mean = np.asarray(self.mean, np.float32) * 255
+        std = np.asarray(self.std, np.float32) * 255
+        return {**example, k: (example[k].astype(np.float32) - mean) / std}
+
+
+@PREPROCESS_OPS.register("keep")
+@dataclasses.dataclass
+class Keep:
+    """Keeps only `keys` (and the pipeline's view_index / video_index) of the example."""
+
+    keys: tuple[str, ...]
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        keep = set(self.keys) | {"view_index", "video_index"}
+        return {k: v for k, v in example.items() if k in keep}
+
+
+@PREPROCESS_OPS.register("drop")
+@dataclasses.dataclass
+class Drop:
+    """Removes `keys` from the example."""
+
+    keys: tuple[str, ...]
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        return {k: v for k, v in example.items() if k not in set(self.keys)}

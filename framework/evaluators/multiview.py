@@ -1,0 +1,114 @@
+"""Multi-view classification: average softmax scores over the views (clips x crops) of each
+video, then top-k accuracy per video.
+
+The eval pipeline turns each video into consecutive examples carrying int32 `video_index`
+and `view_index` (see framework.data.pipeline and the multi-view ops sample_clips and
+three_crop); views of one video may fall into different batches and, with several hosts,
+different processes: scores are gathered to every process and summed per video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import linen as nn
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
+
+from framework import registry, sharding
+from framework.data import pipeline
+from framework.evaluators.classification import eval_data_config
+
+
+class ViewAverager:
+    """Sums per-view class scores per video; `result` gives per-video top-k accuracy."""
+
+    def __init__(self):
+        self.scores: dict[int, np.ndarray] = {}
+        self.views: dict[int, int] = {}
+        self.labels: dict[int, int] = {}
+
+    def add(self, video_index: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+            mask: np.ndarray) -> None:
+        """Adds a batch: video_index int (B,), scores float (B, C) (e.g. softmax), labels int
+        (B,) or soft (B, C), mask bool (B,) (False: padding, ignored)."""
+        labels = np.asarray(labels)
+        if labels.ndim == 2:
+            labels = labels.argmax(-1)
+        for video, score, label in zip(np.asarray(video_index)[mask],
+                                       np.asarray(scores, np.float64)[mask], labels[mask]):
+            video, label = int(video), int(label)
+            if video in self.scores:
+                if self.labels[video] != label:
+                    raise ValueError(f"video {video}: views carry different labels "
+                                     f"({self.labels[video]} and {label}).")
+                self.scores[video] += score
+                self.views[video] += 1
+            else:
+                self.scores[video], self.views[video], self.labels[video] = score.copy(), 1, label
+
+    def mean_scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Returns (video indices int (V,), mean scores float (V, C), labels int (V,)),
+        sorted by video index."""
+        videos = np.array(sorted(self.scores), np.int64)
+        mean = np.stack([self.scores[v] / self.views[v] for v in videos])
+        return videos, mean, np.array([self.labels[v] for v in videos], np.int64)
+
+    def result(self, topk: Sequence[int]) -> dict[str, float]:
+        """Returns {"top<k>": accuracy over videos, "count": videos, "views_per_video": mean}."""
+        if not self.scores:
+            raise ValueError("multiview_classification: the eval split yielded no examples.")
+        _, mean, labels = self.mean_scores()
+        order = np.argsort(-mean, axis=-1, kind="stable")
+        out = {}
+        for k in topk:
+            out[f"top{k}"] = float(np.mean(np.any(order[:, :k] == labels[:, None], axis=-1)))
+        out["count"] = float(len(labels))
+        out["views_per_video"] = float(np.mean(list(self.views.values())))
+        return out
+
+
+@registry.EVALUATORS.register("multiview_classification")
+class MultiViewClassificationEvaluator:
+    """Top-k accuracy per video from softmax scores averaged over its views.
+
+    Config keys as the "classification" evaluator: `data` (which config.data entry; its
+    preprocess makes the views, e.g. "sample_clips(32, stride=2, num_clips=4)|decode_frames|
+    resize_small(224)|three_crop(224)|value_range(-1, 1)"), `batch_size` (global; 0 =
+    config.batch_size), `topk` and `label_key`.
+    """
+
+    def __init__(self, *, model: nn.Module, config: ml_collections.ConfigDict, mesh: Mesh,
+                 data: str = "eval", batch_size: int = 0, topk: Sequence[int] = (1, 5),
+                 label_key: str = "label"):
+        """Takes the model, the full config and mesh, and the evaluator's config keys."""
+        self.model = model
+        self.mesh = mesh
+        self.topk = tuple(int(k) for k in topk)
+        self.label_key = label_key
+        self.batch_size = batch_size or config.batch_size
+        sharding.check_batch_size(self.batch_size, mesh, key="config.evaluators.*.batch_size")
+        self.batches = pipeline.make_eval_batches(eval_data_config(config, data), self.batch_size)
+        self._step = jax.jit(self._scores)
+
+    def _scores(self, params, batch: dict) -> dict[str, jax.Array]:
+        logits = self.model.apply({"params": params}, batch, train=False)
+        return {"scores": jax.nn.softmax(logits.astype(jnp.float32), axis=-1),
+                "video_index": batch["video_index"], "label": batch[self.label_key],
+                "mask": batch["mask"]}
+
+    def run(self, params) -> dict[str, float]:
+        """Evaluates `params`; returns {"top1", "top5", ..., "count" (videos),
+        "views_per_video"}."""
+        averager = ViewAverager()
+        for local in self.batches():
+            out = self._step(params, sharding.shard_batch(local, self.mesh))
+            out = multihost_utils.process_allgather(out, tiled=True)
+            averager.add(out["video_index"], out["scores"], out["label"],
+                         np.asarray(out["mask"], bool))
+        num_classes = next(iter(averager.scores.values())).shape[-1] if averager.scores else 1
+        return averager.result([min(k, num_classes) for k in self.topk])
