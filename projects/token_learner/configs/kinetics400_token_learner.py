@@ -1,0 +1,66 @@
+"""Kinetics-400 with TokenLearner on the unfactorised (joint space-time) ViViT-L: the video
+settings of "TokenLearner: What Can 8 Learned Tokens Do for Images and Videos?" (Ryoo et
+al., arXiv 2106.11297; JFT-300M pre-trained ViT-L, 32 frames at 224, 16x16x2 tubelets).
+
+Variants (VARIANTS); "NatM" = N learned tokens per temporal slice after layer M:
+  ViViT-L/16x2        the plain unfactorised ViViT-L/16x2 baseline (1446 GFLOPs per view).
+  16at12-L/16x2       16 tokens per slice after layer 12 of 24 (766 GFLOPs per view).
+  16at18-L/10x2       10x10x2 tubelets, 16 tokens after layer 18 of 35 (24 + 11 layers):
+                      the paper's best Kinetics-400 model, 85.4 top-1 with 4 x 3 views,
+                      4076 GFLOPs per view, 460M params.
+After the TokenLearner the encoder sees 16 temporal slices x 16 tokens = 256 tokens.
+
+Pre-training on JFT-300M cannot be redone here: set config.init_from.path to a pretrained
+ViT-L/16 (or a ViViT-L); the default adapter inflates the patch kernel and resizes the
+position embedding. Extra layers (beyond 24) and the TokenLearner start at their init.
+"""
+
+import ml_collections
+
+from configs import trainer_defaults
+from projects.token_learner import recipes
+
+VARIANTS = ("ViViT-L/16x2", "16at12-L/16x2", "16at18-L/10x2")
+
+SOURCE = "TokenLearner (Ryoo et al. 2021), Kinetics-400 ViViT-L experiments (per view)"
+# variant: (patch (t, h, w), depth, tokenlearner_loc, GFLOPs per view, extra reference)
+SETTINGS = {
+    "ViViT-L/16x2": ((2, 16, 16), 24, None, 1446.0, {}),
+    "16at12-L/16x2": ((2, 16, 16), 24, 12, 766.0, {}),
+    "16at18-L/10x2": ((2, 10, 10), 35, 18, 4076.0,
+                      dict(top1=85.4, top5=96.3, params=460_000_000, views="4x3")),
+}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """Returns the Kinetics-400 config of variant `arg` (one of VARIANTS; None =
+    "16at12-L/16x2")."""
+    arg = arg or "16at12-L/16x2"
+    patch, depth, loc, gflops, extra = SETTINGS[arg]
+    c = trainer_defaults.get_config()
+    c.batch_size = 64
+    epochs = 30
+    steps_per_epoch = recipes.KINETICS400_TRAIN_SIZE // c.batch_size
+    c.total_steps = epochs * steps_per_epoch
+    c.log_every = 100
+    c.eval_every = 5 * steps_per_epoch
+    c.checkpoint_every = steps_per_epoch
+    c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
+    c.sharding.rules = "fsdp"
+
+    c.model = recipes.model_group("L", 400, patch, tokenlearner_loc=loc, num_tokens=16,
+                                  depth=depth)
+    c.loss = ml_collections.ConfigDict({"name": "softmax_xent", "label_smoothing": 0.0})
+    c.optimizer.update(dict(name="sgd", lr=0.1, weight_decay=0.0, grad_clip_norm=1.0))
+    c.optimizer.momentum = 0.9
+    c.schedule = ml_collections.ConfigDict(
+        {"name": "cosine", "warmup_steps": int(2.5 * steps_per_epoch)})
+
+    c.data = recipes.kinetics_data(num_frames=32, stride=2, crop=224)
+    c.evaluators = ml_collections.ConfigDict({"multiview_classification": {"data": "eval"}})
+    c.init_from.dont_load = ("^head/",)
+
+    c.model_input = ml_collections.ConfigDict({"video": "float32[32,224,224,3]"})
+    c.reference = ml_collections.ConfigDict(dict(
+        source=f"{SOURCE}, row '{arg}'", gflops=gflops, **extra))
+    return c
