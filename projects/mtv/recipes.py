@@ -1,0 +1,94 @@
+"""Config pieces shared by the MTV configs: the model group and the paper's settings.
+
+Facts carried over (not code) from Scenic's MTV configs (scenic/projects/mtv/configs) and the
+paper (Yan et al., "Multiview Transformers for Video Recognition", CVPR 2022, arXiv
+2201.04288):
+- MTV-B = Ti/8+S/4+B/2 with cross-view attention at layers (5, 11); MTV-L =
+  Ti/16+S/8+B/4+L/2 with cross-view attention at (11, 23); 16x16 spatial patches; 32 frames
+  at 224; a global encoder of 12 layers, 8 heads, MLP 3072 over the per-frame class tokens
+  merged along channels; stochastic depth 0.1, no dropout.
+- Kinetics: SGD momentum 0.9, lr 0.1, cosine decay after 2.5 warm-up epochs, 30 epochs at
+  batch 64, gradient clipping at 1, no weight decay or label smoothing; frames 2 apart;
+  test 4 clips x 3 crops. Moments in Time (fine-tuned from an MTV-L): 20 epochs at batch 256,
+  lr 0.2, mixup 0.2, frames 3 apart, test 1 clip x 3 crops.
+- Each view's encoder starts from an image ViT of its size (ImageNet-21k for MTV-B; the
+  paper's MTV-L uses JFT ViTs): `config.init_from` with the "mtv" adapter.
+Not carried over: Scenic's colour augmentation (no such preprocess op here yet).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs import trainer_defaults
+from configs.video_data import video_data
+from projects.mtv.views import parse_views
+
+SOURCE = "MTV (Yan et al., CVPR 2022, arXiv 2201.04288)"
+# name: (views, fusion layers)
+MODELS = {
+    "B": ("Ti/8+S/4+B/2", (5, 11)),
+    "L": ("Ti/16+S/8+B/4+L/2", (11, 23)),
+}
+# Per view (one 32x224x224 clip): the paper's Kinetics-400 table gives 4.79 TFLOPs (MTV-B)
+# and 18.05 TFLOPs (MTV-L) for 4 x 3 views, i.e. 399 and 1504 GFLOPs per view.
+REFERENCE = {
+    "B": dict(params=310_000_000, gflops=4790 / 12),
+    "L": dict(params=876_000_000, gflops=18050 / 12),
+}
+# Train-split sizes (videos) used to turn epochs into steps: Scenic's / the datasets' counts;
+# set them to your prepared split's size.
+TRAIN_SIZES = {"kinetics400": 214_834, "kinetics600": 366_016, "kinetics700": 545_317,
+               "moments_in_time": 791_297}
+
+
+def model_group(size: str, num_classes: int, **extra) -> ml_collections.ConfigDict:
+    """Returns config.model for "mtv_classification" MTV-`size` ("B" or "L") with
+    cross-view attention, and `extra` model fields."""
+    views, fusion_layers = MODELS[size]
+    return ml_collections.ConfigDict(dict(
+        name="mtv_classification", num_classes=num_classes, views=parse_views(views),
+        fusion="cross_view_attention", fusion_layers=fusion_layers, bottleneck_tokens=4,
+        global_encoder=dict(depth=12, mlp_dim=3072, num_heads=8, hidden_size=768,
+                            merge_axis="channel"),
+        classifier="token", dropout=0.0, attention_dropout=0.0, stochastic_depth=0.1,
+        dtype="bfloat16", **extra))
+
+
+def paper_config(dataset: str, size: str, num_classes: int, reference: dict, *,
+                 epochs: int = 30, batch_size: int = 64, lr: float = 0.1, stride: int = 2,
+                 num_clips: int = 4, batch_preprocess: str = "") -> ml_collections.ConfigDict:
+    """Returns the full training config of MTV-`size` on `dataset` (a TRAIN_SIZES key) with
+    the paper's recipe (module docstring) and `reference` (the paper's metrics; params and
+    GFLOPs per view are added from REFERENCE)."""
+    c = trainer_defaults.get_config()
+    c.batch_size = batch_size
+    steps_per_epoch = TRAIN_SIZES[dataset] // batch_size
+    c.total_steps = epochs * steps_per_epoch
+    c.log_every = 100
+    c.eval_every = 5 * steps_per_epoch
+    c.checkpoint_every = steps_per_epoch
+    c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
+    c.sharding.rules = "fsdp"
+
+    c.model = model_group(size, num_classes)
+    c.loss = ml_collections.ConfigDict({"name": "softmax_xent", "label_smoothing": 0.0})
+    c.optimizer.update(dict(name="sgd", lr=lr, weight_decay=0.0, grad_clip_norm=1.0))
+    c.optimizer.momentum = 0.9
+    c.schedule = ml_collections.ConfigDict(
+        {"name": "cosine", "warmup_steps": int(2.5 * steps_per_epoch)})
+    c.data = video_data(num_frames=32, stride=stride, crop=224, num_clips=num_clips,
+                        batch_preprocess=batch_preprocess)
+    c.evaluators = ml_collections.ConfigDict({"multiview_classification": {"data": "eval"}})
+
+    # One image ViT per view (widest view first): set path to the largest view's ViT and
+    # options.view_paths to the others, '' standing for `path` (see projects/mtv/init_adapter).
+    c.init_from.adapter = "mtv"
+    c.init_from.options = ml_collections.ConfigDict(
+        {"view_paths": ("",) * len(c.model.views), "inflation": "central_frame"})
+
+    c.model_input = ml_collections.ConfigDict({"video": "float32[32,224,224,3]"})
+    c.reference = ml_collections.ConfigDict(dict(
+        source=f"{SOURCE}; Kinetics-400 table (params, TFLOPs / 12 views)",
+        **REFERENCE[size], **reference))
+    return c
