@@ -67,7 +67,7 @@ def ensure_split(
     if sidecar is not None:
         return records_path, sidecar
     os.makedirs(os.path.dirname(records_path), exist_ok=True)
-    with _file_lock(os.path.join(os.path.dirname(records_path), f".{split}.lock")):
+    with file_lock(os.path.join(os.path.dirname(records_path), f".{split}.lock")):
         sidecar = _valid_sidecar(records_path, sidecar_path, version, params)
         if sidecar is not None:  # Another process generated it while we waited.
             return records_path, sidecar
@@ -76,7 +76,7 @@ def ensure_split(
         sidecar = dict(extra, name=name, split=split, version=version, params=params,
                        fingerprint=fingerprint, num_examples=num_examples,
                        num_bytes=os.path.getsize(records_path))
-        _write_text_atomically(sidecar_path, json.dumps(sidecar, indent=2, sort_keys=True))
+        write_text_atomically(sidecar_path, json.dumps(sidecar, indent=2, sort_keys=True))
     return records_path, sidecar
 
 
@@ -93,12 +93,13 @@ def _valid_sidecar(records_path: str, sidecar_path: str, version: str,
     return sidecar
 
 
-def _temp_name(path: str) -> str:
+def temp_name(path: str) -> str:
+    """Returns a unique temporary file name next to `path` (for an atomic os.replace)."""
     return f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _write_records_atomically(path: str, records: Iterable[bytes]) -> int:
-    tmp = _temp_name(path)
+    tmp = temp_name(path)
     count = 0
     try:
         writer = ArrayRecordWriter(tmp, "group_size:1")
@@ -115,15 +116,17 @@ def _write_records_atomically(path: str, records: Iterable[bytes]) -> int:
     return count
 
 
-def _write_text_atomically(path: str, text: str) -> None:
-    tmp = _temp_name(path)
+def write_text_atomically(path: str, text: str) -> None:
+    """Writes `text` to `path` through a temporary file and os.replace."""
+    tmp = temp_name(path)
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
 
 
 @contextlib.contextmanager
-def _file_lock(path: str):
+def file_lock(path: str):
+    """Context manager holding an exclusive lock on the file `path` (created if needed)."""
     if fcntl is None:
         yield
         return

@@ -199,6 +199,12 @@ def build_preprocess(data_config: Any, which: str, spec: DatasetSpec
                               "'op1(k=v)|op2'.")
         chains.append(preprocess.build_chain(text, f"config.data.{which}.{key}",
                                              defaults={"num_classes": spec.num_classes}))
+    if chains[0] is None and spec.info.get("requires_preprocess"):
+        raise ConfigError(
+            f"config.data.{which}.preprocess: required for {spec.name}/{spec.split}, whose "
+            "records hold encoded media; e.g. 'sample_frames(32, stride=2)|decode_frames|"
+            "resize_small(256)|random_crop(224)|value_range(-1, 1)' or 'decode_image|"
+            "inception_crop(224)|value_range(-1, 1)' (ops: framework/data/ops).")
     return chains[0], chains[1]
 
 

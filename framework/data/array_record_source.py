@@ -1,0 +1,71 @@
+"""The `array_record` dataset: a split written by `tools/prepare_dataset.py` (ArrayRecord
+shards plus dataset_info.json, see framework.data.prepared).
+
+Config: `config.data.train = {"name": "array_record", "path": "kinetics400", "split":
+"train", "preprocess": "..."}`; a relative `path` is under config.data.data_dir. Records
+hold encoded media (JPEG frames, image bytes, captions), so a preprocess string that decodes
+them is required (see the examples in framework.data.ops).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import grain
+import numpy as np
+
+from framework import registry
+from framework.data import prepared, records
+from framework.data.spec import DatasetSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredRecordDecoder:
+    """Record bytes -> the stored example dict (encoded media as bytes / list of bytes,
+    captions and keys as str, 'label' int32 ()). Picklable for grain workers."""
+
+    def __call__(self, record: bytes) -> dict:
+        example = records.decode_example(record)
+        if "label" in example:
+            example["label"] = np.asarray(example["label"], np.int32)
+        return example
+
+
+def dataset_directory(path: str, data_dir: str | None) -> str:
+    """Returns the prepared dataset's directory: `path` if absolute, else under data_dir."""
+    if not path:
+        raise registry.ConfigError("config.data.<split>.path: required for the array_record "
+                                   "dataset (the --output of tools/prepare_dataset.py).")
+    return os.path.join(data_dir or "", os.path.expanduser(path))
+
+
+@registry.DATASETS.register("array_record")
+def array_record(split: str, data_dir: str | None, path: str = "") -> DatasetSpec:
+    """Returns the DatasetSpec of `split` of the prepared dataset in `path`.
+
+    info holds 'class_names', 'kind' (video, image, image_text), 'stored_features' (what a
+    record holds), 'fingerprint' and 'requires_preprocess'. Raises ValueError naming the
+    directory when it holds no prepared dataset, the split or one of its shards.
+    """
+    directory = dataset_directory(path, data_dir)
+    info = prepared.read_info(directory)
+    if info is None:
+        raise ValueError(f"{directory}: no {prepared.INFO_FILE}; prepare the data with "
+                         "`python -m tools.prepare_dataset ... --output DIR` first.")
+    if split not in info["splits"]:
+        raise ValueError(f"{directory}: no split {split!r}; prepared splits: "
+                         f"{', '.join(sorted(info['splits']))}.")
+    split_info = info["splits"][split]
+    shards = [os.path.join(directory, name) for name in split_info["shards"]]
+    missing = [s for s in shards if not os.path.exists(s)]
+    if missing:
+        raise ValueError(f"{directory}: split {split!r} is missing shard files "
+                         f"{[os.path.basename(m) for m in missing[:3]]}; prepare it again.")
+    return DatasetSpec(
+        source=grain.sources.ArrayRecordDataSource(shards), decode=StoredRecordDecoder(),
+        num_examples=int(split_info["num_examples"]), num_classes=len(info["class_names"]),
+        info={"class_names": info["class_names"], "kind": info["kind"],
+              "stored_features": info["features"], "fingerprint": split_info["fingerprint"],
+              "class_counts": split_info["class_counts"], "path": directory,
+              "requires_preprocess": True})

@@ -1,0 +1,125 @@
+"""Convert videos, images or image-text pairs into ArrayRecord shards for the `array_record`
+dataset (layout: framework/data/prepared.py).
+
+    python -m tools.prepare_dataset videos --input ROOT_OR_CSV --split train --output DIR \\
+        [--video_root DIR] [--fps 25] [--short_side 256] [--jpeg_quality 90]
+    python -m tools.prepare_dataset images --input ROOT --split train --output DIR \\
+        [--short_side 0]
+    python -m tools.prepare_dataset image_text --input PAIRS.csv|PAIRS.jsonl|SHARD.tar ... \\
+        --split train --output DIR [--train_sentencepiece VOCAB_SIZE]
+
+Common flags: --num_shards (0: automatic), --workers (processes; default: all cores),
+--overwrite (replace a split prepared from other inputs; otherwise that is an error).
+
+Videos: a folder `ROOT/<class>/<file>.mp4` or a Kinetics CSV (label, youtube_id, time_start,
+time_end, split) with the clips under --video_root (default: the CSV's folder). Frames are
+stored as JPEGs at --fps (0: the source rate) with the short side --short_side (0: as is).
+Images: `ROOT/<class>/*.jpg` (kept as they are unless --short_side is set). Image-text: CSV
+or JSONL with "image" (path relative to the file) and "caption", or webdataset tar shards
+(KEY.jpg + KEY.txt). Inputs that cannot be decoded are skipped and listed in
+DIR/<split>_report.json; an interrupted run resumes where it stopped when run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from framework.data import converter, inputs, prepared
+
+AUTO_SHARD_SIZE = {"video": 128, "image": 1024, "image_text": 1024}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Returns the parsed command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m tools.prepare_dataset",
+                                     description=__doc__.split("\n\n")[0])
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    for kind in ("videos", "images", "image_text"):
+        sub = kinds.add_parser(kind)
+        sub.add_argument("--input", nargs="+", required=True,
+                         help="folder, CSV, JSONL or tar shard(s)")
+        sub.add_argument("--output", required=True, help="dataset directory to write")
+        sub.add_argument("--split", required=True, help="split name, e.g. train or eval")
+        sub.add_argument("--short_side", type=int, default=256 if kind == "videos" else 0,
+                         help="resize so the short side is this (0: keep the size)")
+        sub.add_argument("--jpeg_quality", type=int, default=90)
+        sub.add_argument("--num_shards", type=int, default=0, help="0: automatic")
+        sub.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                         help="worker processes (1: convert in this process)")
+        sub.add_argument("--overwrite", action="store_true",
+                         help="replace this split if it was prepared from other inputs")
+        if kind == "videos":
+            sub.add_argument("--video_root", default=None,
+                             help="where a Kinetics CSV's clips are (default: its folder)")
+            sub.add_argument("--fps", type=float, default=0.0,
+                             help="frames per second to store (0: the source rate)")
+        if kind == "image_text":
+            sub.add_argument("--train_sentencepiece", type=int, default=0, metavar="VOCAB_SIZE",
+                             help="also train a SentencePiece model on the captions")
+    return parser.parse_args(argv)
+
+
+def list_items(args: argparse.Namespace, class_names: list[str] | None
+               ) -> tuple[str, list[dict], list[str]]:
+    """Returns (record kind, items, class names) for the command line's inputs."""
+    source = args.input[0]
+    if args.kind == "image_text":
+        return "image_text", inputs.image_text_items(args.input), []
+    if len(args.input) != 1:
+        raise ValueError(f"{args.kind}: give one --input (a folder or a CSV).")
+    if args.kind == "images":
+        return "image", *inputs.class_folder_items(source, inputs.IMAGE_EXTENSIONS, class_names)
+    if source.endswith(".csv"):
+        root = args.video_root or os.path.dirname(os.path.abspath(source))
+        return "video", *inputs.kinetics_items(source, root, args.split)
+    return "video", *inputs.class_folder_items(source, inputs.VIDEO_EXTENSIONS, class_names)
+
+
+def train_sentencepiece(captions: list[str], vocab_size: int, out_dir: str,
+                        overwrite: bool) -> str:
+    """Trains a unigram SentencePiece model on `captions`; returns the .model path
+    (out_dir/sentencepiece_<vocab_size>.model). Refuses to replace one unless `overwrite`."""
+    import sentencepiece
+
+    prefix = os.path.join(out_dir, f"sentencepiece_{vocab_size}")
+    if os.path.exists(prefix + ".model") and not overwrite:
+        raise FileExistsError(f"{prefix}.model exists; pass --overwrite to replace it.")
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(captions), model_prefix=prefix, vocab_size=vocab_size,
+        model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
+        pad_id=0, unk_id=1, bos_id=-1, eos_id=2, minloglevel=2)
+    return prefix + ".model"
+
+
+def main(argv: list[str]) -> int:
+    """Runs the conversion; returns the exit status (0: done, 1: bad input)."""
+    args = parse_args(argv)
+    try:
+        info = prepared.read_info(args.output) if os.path.isdir(args.output) else None
+        kind, items, class_names = list_items(args, info and info.get("class_names"))
+        params = {"short_side": args.short_side, "jpeg_quality": args.jpeg_quality,
+                  "fps": getattr(args, "fps", 0.0)}
+        shards = args.num_shards or -(-len(items) // AUTO_SHARD_SIZE[kind])
+        print(f"{args.split}: converting {len(items)} inputs into {shards} shards in "
+              f"{args.output} with {args.workers} workers", file=sys.stderr)
+        split_info = converter.convert_split(
+            args.output, args.split, kind, items, params, class_names=class_names,
+            num_shards=shards, workers=args.workers, overwrite=args.overwrite)
+        if getattr(args, "train_sentencepiece", 0):
+            captions = [item["caption"] for item in items if "error" not in item]
+            path = train_sentencepiece(captions, args.train_sentencepiece, args.output,
+                                       args.overwrite)
+            print(f"SentencePiece model: {path}", file=sys.stderr)
+    except (ValueError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    report = os.path.join(args.output, prepared.report_name(args.split))
+    print(f"{args.split}: {split_info['num_examples']} examples written, "
+          f"{split_info['num_skipped']} inputs skipped (listed in {report}).", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
