@@ -3,7 +3,10 @@
 Each checkpoint holds three items: `state` (the TrainState, every process writing its
 shards), `data` (each process's grain iterator state) and `meta` (config and versions, JSON).
 Saves are asynchronous and committed atomically; a directory left by an interrupted save is
-never taken for a checkpoint, and is cleaned up when the next run opens the manager.
+never taken for a checkpoint, and is cleaned up when the next run opens the manager. A step
+directory whose commit is incomplete (no commit marker, e.g. written by a non-atomic copy or
+cut short on a filesystem without atomic rename) is moved aside to
+WORKDIR/checkpoints_incomplete/ with a warning, so that the previous checkpoint is used.
 """
 
 from __future__ import annotations
@@ -11,11 +14,16 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
+import time
 from typing import Any
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
+
+from framework.registry import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +32,13 @@ class Checkpointer:
     """Saves and restores TrainState + data-iterator state + metadata under a workdir."""
 
     def __init__(self, workdir: str, max_to_keep: int | None = 3, async_save: bool = True):
-        """Opens (creating if needed) WORKDIR/checkpoints with the given retention."""
+        """Opens (creating if needed) WORKDIR/checkpoints with the given retention.
+
+        Interrupted saves and checkpoints with an incomplete commit are reported (warnings)
+        and set aside first; see the module docstring.
+        """
         self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+        set_aside_incomplete(self.directory)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,
             create=True,
@@ -61,14 +74,41 @@ class Checkpointer:
 
         `abstract_state` is a tree of jax.ShapeDtypeStruct carrying the target shardings;
         `data_iterator` (or None) is set to the saved position in place. Returns
-        (state, meta).
+        (state, meta). Raises CheckpointMismatchError when the saved state's tree or shapes
+        differ from `abstract_state` (a different model or optimizer than the run that wrote
+        it).
         """
+        check_structure(self.directory, step, abstract_state)
         items = {"state": ocp.args.StandardRestore(abstract_state),
                  "meta": ocp.args.JsonRestore()}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         restored = self.manager.restore(step, args=ocp.args.Composite(**items))
         return restored["state"], restored["meta"]
+
+    def restore_latest(self, abstract_state: Any,
+                       data_iterator: Any) -> tuple[int, Any, dict] | None:
+        """Restores the newest checkpoint that reads back; returns (step, state, meta), or None
+        when there is no checkpoint.
+
+        A checkpoint whose files fail to read (truncated or corrupt) is moved aside with a
+        warning and the one before it is tried. Raises CheckpointMismatchError when the
+        newest checkpoint does not fit `abstract_state` (nothing is moved then).
+        """
+        for step in reversed(self.all_steps()):
+            try:
+                state, meta = self.restore(step, abstract_state, data_iterator)
+            except CheckpointMismatchError:
+                raise
+            except Exception as e:  # noqa: BLE001 - any read failure: fall back to the previous.
+                target = _move_aside(self.directory, str(step))
+                log.warning("Checkpoint %s/%d could not be read (%s: %s); moved it to %s and "
+                            "trying the previous one.", self.directory, step,
+                            type(e).__name__, str(e)[:500], target)
+                self.manager.reload()
+                continue
+            return step, state, meta
+        return None
 
     def read_meta(self, step: int) -> dict:
         """Returns the `meta` item of the checkpoint at `step`."""
@@ -83,6 +123,92 @@ class Checkpointer:
         """Waits for saves in flight and releases the manager."""
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+class CheckpointMismatchError(ConfigError):
+    """A checkpoint's state does not fit this run's model or optimizer (message says where)."""
+
+
+_COMMITTED_STEP = re.compile(r"^\d+$")
+_REQUIRED = ("commit_success.txt", "_CHECKPOINT_METADATA", "state", "meta")
+
+
+def set_aside_incomplete(directory: str) -> list[str]:
+    """Reports interrupted saves and sets aside step directories whose commit is incomplete.
+
+    A `<step>.orbax-checkpoint-tmp-*` directory (a save that never committed) is reported;
+    orbax deletes it. A `<step>` directory lacking any of commit_success.txt,
+    _CHECKPOINT_METADATA, state/ or meta/ is moved (by process 0) to
+    <directory>_incomplete/<step>-<unix time>, never deleted. Returns the names moved aside.
+    """
+    if not os.path.isdir(directory):
+        return []
+    moved = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if ".orbax-checkpoint-tmp" in name:
+            log.warning("Ignoring %s: the save of step %s was interrupted before its commit; "
+                        "the previous checkpoint is used.", path, name.split(".")[0])
+            continue
+        if not _COMMITTED_STEP.match(name) or not os.path.isdir(path):
+            continue
+        missing = [f for f in _REQUIRED if not os.path.exists(os.path.join(path, f))]
+        if not missing:
+            continue
+        target = _move_aside(directory, name, sync=False)
+        log.warning("Ignoring checkpoint %s: its commit is incomplete (missing %s). Moved it to "
+                    "%s; the previous checkpoint is used.", path, ", ".join(missing), target)
+        moved.append(name)
+    if moved:
+        _sync_processes("tessera_set_aside_incomplete_checkpoints")
+    return moved
+
+
+def _move_aside(directory: str, name: str, sync: bool = True) -> str:
+    """Moves <directory>/<name> to <directory>_incomplete/<name>-<unix time> (process 0)."""
+    target = os.path.join(directory + "_incomplete", f"{name}-{int(time.time())}")
+    if jax.process_index() == 0:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(os.path.join(directory, name), target)
+    if sync:
+        _sync_processes(f"tessera_move_aside_{name}")
+    return target
+
+
+def _sync_processes(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def check_structure(directory: str, step: int, abstract_state: Any) -> None:
+    """Raises CheckpointMismatchError unless checkpoint `step`'s state has the tree paths and
+    shapes of `abstract_state` (a tree of jax.ShapeDtypeStruct)."""
+    path = os.path.join(directory, str(step), "state")
+    saved = ocp.StandardCheckpointHandler().metadata(epath.Path(path))
+    saved = getattr(saved, "item_metadata", saved)
+    saved_shapes = {_path_name(p): tuple(getattr(leaf, "shape", ()) or ())
+                    for p, leaf in jax.tree_util.tree_flatten_with_path(saved)[0]}
+    wanted = {_path_name(p): tuple(leaf.shape)
+              for p, leaf in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
+    problems = [f"{k}: missing in the checkpoint" for k in wanted if k not in saved_shapes]
+    problems += [f"{k}: only in the checkpoint" for k in saved_shapes if k not in wanted]
+    problems += [f"{k}: checkpoint shape {saved_shapes[k]} but this run needs {shape}"
+                 for k, shape in wanted.items() if k in saved_shapes
+                 and saved_shapes[k] != shape]
+    if problems:
+        shown = "\n  ".join(problems[:10])
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise CheckpointMismatchError(
+            f"checkpoint {path} does not fit this run's model/optimizer:\n  {shown}{more}\n"
+            "It was written by a run with another config. Use a new --workdir (or restore the "
+            "earlier config); to start from these weights, set config.init_from.path instead.")
+
+
+def _path_name(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
+                    for k in path)
 
 
 def run_metadata(config_json: dict) -> dict:

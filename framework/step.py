@@ -45,7 +45,9 @@ def make_train_step(
 ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """Returns train_step(state, batch) -> (new state, metrics dict of scalars).
 
-    Metrics: `loss`, `grad_norm`, `param_norm`, `lr`. With `grad_accum_steps` > 1 the batch
+    Metrics: `loss`, `grad_norm`, `param_norm`, `lr` and `nonfinite` (1.0 when the loss or
+    the gradient holds a NaN or Inf; such an update is not applied: params and optimizer
+    state stay as they were and only `step` advances). With `grad_accum_steps` > 1 the batch
     is split into that many micro-batches whose gradients are averaged, which gives the
     full-batch gradient with less activation memory.
     """
@@ -75,11 +77,17 @@ def make_train_step(
             loss, grads = jax.tree.map(lambda x: x / grad_accum_steps, (loss, grads))
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        params, opt_state = jax.tree.map(
+            lambda new, old: jnp.where(finite, new, old),
+            (params, opt_state), (state.params, state.opt_state))
         metrics = {
             "loss": loss,
-            "grad_norm": optax.tree.norm(grads),
+            "grad_norm": grad_norm,
             "param_norm": optax.tree.norm(params),
             "lr": schedule(state.step),
+            "nonfinite": 1.0 - finite.astype(jnp.float32),
         }
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

@@ -21,8 +21,8 @@ import framework.models  # noqa: F401  (registers the built-in models)
 from framework import checkpoint as checkpoint_lib
 from framework import config as config_lib
 from framework import flops as flops_lib
+from framework import guards, optim, preemption, registry
 from framework import metrics as metrics_lib
-from framework import optim, registry
 from framework import sharding as sharding_lib
 from framework import step as step_lib
 from framework import train_state as state_lib
@@ -59,6 +59,7 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
     mesh = sharding_lib.make_mesh(config.mesh)
     rules = sharding_lib.logical_rules(config.sharding.rules)
     sharding_lib.check_batch_size(config.batch_size, mesh)
+    guards.on_nonfinite(config)
     accum = int(config.optimizer.get("grad_accum_steps", 1) or 1)
     if accum > 1:
         if config.batch_size % accum:
@@ -84,23 +85,65 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
     return Run(config, workdir, mesh, rules, model, loss_fn, evaluators, accum)
 
 
-def record_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-    """Writes WORKDIR/config.json; warns with a diff when it differs from an earlier run's."""
+CONFIG_CHANGE = ("warn", "refuse")
+
+
+def check_config_change(config: ml_collections.ConfigDict, workdir: str,
+                        on_config_change: str = "warn") -> str | None:
+    """Compares `config` with WORKDIR/config.json of an earlier run; writes nothing.
+
+    Returns the unified diff (None when there is no earlier config or it is the same).
+    With on_config_change="refuse" a difference raises ConfigError showing the diff;
+    with "warn" it is logged.
+    """
+    if on_config_change not in CONFIG_CHANGE:
+        raise ConfigError(f"on_config_change={on_config_change!r}: must be one of "
+                          f"{', '.join(CONFIG_CHANGE)}.")
     path = os.path.join(workdir, "config.json")
-    text = json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
-    if os.path.exists(path):
-        with open(path) as f:
-            old = f.read()
-        if old != text:
-            diff = "\n".join(difflib.unified_diff(
-                old.splitlines(), text.splitlines(), "previous config.json", "this run",
-                lineterm=""))
-            log.warning("The config differs from the one saved in %s:\n%s", path, diff)
-    if jax.process_index() == 0:
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        old = f.read()
+    text = _config_text(config)
+    if old == text:
+        return None
+    diff = "\n".join(difflib.unified_diff(
+        old.splitlines(), text.splitlines(), "previous config.json", "this run", lineterm=""))
+    if on_config_change == "refuse":
+        raise ConfigError(
+            f"the config differs from the one saved in {path} by an earlier run, and "
+            f"--on_config_change=refuse:\n{diff}\nUse a new --workdir, or "
+            "--on_config_change=warn to continue this run with the new config.")
+    log.warning("The config differs from the one saved in %s:\n%s", path, diff)
+    return diff
+
+
+def record_config(config: ml_collections.ConfigDict, workdir: str,
+                  on_config_change: str = "warn") -> None:
+    """Writes WORKDIR/config.json after `check_config_change`.
+
+    An earlier, different config.json is kept as config.<N>.json (N = 1, 2, ...), never
+    overwritten.
+    """
+    diff = check_config_change(config, workdir, on_config_change)
+    if jax.process_index() != 0:
+        return
+    path = os.path.join(workdir, "config.json")
+    if diff is not None:
+        number = 1
+        while os.path.exists(os.path.join(workdir, f"config.{number}.json")):
+            number += 1
+        kept = os.path.join(workdir, f"config.{number}.json")
+        os.replace(path, kept)
+        log.warning("Kept the earlier config as %s.", kept)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(_config_text(config))
+    os.replace(tmp, path)
+
+
+def _config_text(config: ml_collections.ConfigDict) -> str:
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
 
 
 @dataclasses.dataclass
@@ -109,18 +152,25 @@ class Result:
 
     state: state_lib.TrainState
     metrics: dict[str, float]
+    preempted: bool = False  # True when SIGTERM / a preemption notice stopped the run early.
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       stop_at_step: int | None = None) -> Result:
+                       stop_at_step: int | None = None,
+                       on_config_change: str = "warn") -> Result:
     """Trains `config` in `workdir`, resuming from its latest checkpoint if there is one.
 
     With `stop_at_step`, the run checkpoints and returns after that step (a time-sliced job
-    continues later from there); the schedule still spans `config.total_steps`.
+    continues later from there); the schedule still spans `config.total_steps`. SIGTERM (or
+    JAX's preemption notice) checkpoints after the current step and returns with
+    `preempted=True`. `on_config_change` ("warn" or "refuse") says what to do when the
+    workdir holds a different config.json (see `check_config_change`). Raises
+    guards.NonFiniteError when a loss or gradient is NaN/Inf and config.on_nonfinite="stop".
     """
     run = build(config, workdir)
+    check_config_change(config, workdir, on_config_change)
     os.makedirs(workdir, exist_ok=True)
-    record_config(config, workdir)
+    record_config(config, workdir, on_config_change)
     with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.activation_rules(run.rules)):
         return _train(run, stop_at_step or config.total_steps)
 
@@ -145,10 +195,10 @@ def _train(run: Run, stop_at_step: int) -> Result:
         log.info("Parameter groups:\n%s",
                  optim.describe_param_groups(flops_lib.unbox(boxed), config.optimizer))
 
-    latest = checkpointer.latest_step()
-    if latest is not None:
-        log.info("Resuming from %s/%d", checkpointer.directory, latest)
-        state, _ = checkpointer.restore(latest, abstract_state, train_iter)
+    restored = checkpointer.restore_latest(abstract_state, train_iter)
+    if restored is not None:
+        log.info("Resumed from %s/%d", checkpointer.directory, restored[0])
+        state = restored[1]
         pending = None
     else:
         state = state_lib.create_train_state(run.model, tx, example, state_shardings, config.seed)
@@ -177,34 +227,75 @@ def _train(run: Run, stop_at_step: int) -> Result:
 
     meta = checkpoint_lib.run_metadata(config.to_dict())
     progress = metrics_lib.Progress(config.total_steps, start, config.batch_size)
+    stop_on_nonfinite = guards.on_nonfinite(config) == "stop"
+    count_skipped = config.data.get("on_corrupt", "error") == "skip"
     window: list[dict] = []
     last: dict[str, float] = {}
     end = min(stop_at_step, config.total_steps)
-    for step in range(start + 1, end + 1):
-        local = pending if pending is not None else next(train_iter)
-        pending = None
-        state, step_metrics = compiled(state, sharding_lib.shard_batch(local, mesh))
-        window.append(step_metrics)
-        final = step == end
-        if step % config.log_every == 0 or final:
-            last = _mean_metrics(jax.device_get(window))
-            window = []
-            line = progress.update(step, last)
-            last["train/examples_per_sec"] = progress.examples_per_sec
-            writer.write(step, last)
-            if is_main:
-                print(line, flush=True)
-        if (config.eval_every and step % config.eval_every == 0) or step == config.total_steps:
-            last.update(_evaluate(run, state.params, step, writer))
-        if (config.checkpoint_every and step % config.checkpoint_every == 0) or final:
-            checkpointer.save(step, state, train_iter, meta)
-    checkpointer.close()
-    writer.close()
-    return Result(state, last)
+    preempted = False
+    unchecked = None  # (step, metrics) whose finiteness is checked once the next step runs.
+    try:
+        with preemption.PreemptionWatch() as watch:
+            for step in range(start + 1, end + 1):
+                local = pending if pending is not None else next(train_iter)
+                pending = None
+                state, step_metrics = compiled(state, sharding_lib.shard_batch(local, mesh))
+                if stop_on_nonfinite and unchecked is not None:
+                    guards.raise_if_nonfinite(*unchecked, _checkpoint_note(checkpointer))
+                unchecked = (step, step_metrics)
+                window.append(step_metrics)
+                preempted = watch.should_stop(step) and step < end
+                final = step == end or preempted
+                if step % config.log_every == 0 or final:
+                    last = guards.window_means(jax.device_get(window))
+                    window = []
+                    if count_skipped:
+                        last["train/skipped_records"] = _skipped_records(train_iter, step,
+                                                                         config.batch_size)
+                    line = progress.update(step, last)
+                    last["train/examples_per_sec"] = progress.examples_per_sec
+                    writer.write(step, last)
+                    if is_main:
+                        print(line, flush=True)
+                save = (config.checkpoint_every and step % config.checkpoint_every == 0) or final
+                evaluate = ((config.eval_every and step % config.eval_every == 0)
+                            or step == config.total_steps)
+                if stop_on_nonfinite and (save or evaluate):
+                    guards.raise_if_nonfinite(*unchecked, _checkpoint_note(checkpointer))
+                if evaluate:
+                    last.update(_evaluate(run, state.params, step, writer))
+                if save:
+                    checkpointer.save(step, state, train_iter, meta)
+                if preempted:
+                    log.warning("Stopping after step %d (preemption); the checkpoint of this "
+                                "step resumes the run.", step)
+                    break
+            if stop_on_nonfinite and unchecked is not None:
+                guards.raise_if_nonfinite(*unchecked, _checkpoint_note(checkpointer))
+    finally:
+        checkpointer.close()  # Saves in flight (of good states) are committed first.
+        writer.close()
+    return Result(state, last, preempted)
 
 
-def _mean_metrics(window: list[dict]) -> dict[str, float]:
-    return {f"train/{k}": float(np.mean([m[k] for m in window])) for k in window[0]}
+def _checkpoint_note(checkpointer: checkpoint_lib.Checkpointer) -> str:
+    steps = checkpointer.all_steps()
+    if not steps:
+        return "There is no checkpoint yet."
+    return (f"The last good checkpoint, step {steps[-1]} in {checkpointer.directory}, is "
+            "untouched; a restart resumes from it.")
+
+
+def _skipped_records(train_iter, step: int, global_batch: int) -> float:
+    """Returns the corrupt records all processes have skipped up to `step` of this run."""
+    count, index = jax.process_count(), jax.process_index()
+    state = train_iter.get_state()
+    mine = guards.skipped_records(state, step, global_batch // count, index, count)
+    if count > 1:
+        from jax.experimental import multihost_utils
+
+        mine = int(np.sum(multihost_utils.process_allgather(np.int64(mine))))
+    return float(mine)
 
 
 def _evaluate(run: Run, params, step: int, writer) -> dict[str, float]:

@@ -17,6 +17,16 @@ flags.DEFINE_integer("cpu_devices", 0, "If > 0, run on this many virtual CPU dev
                      "(sets XLA_FLAGS before JAX starts), e.g. to try a sharded mesh on a laptop.")
 flags.DEFINE_integer("stop_at_step", 0, "If > 0, checkpoint and exit after this step (the "
                      "schedule still spans config.total_steps); run again to continue.")
+flags.DEFINE_string("coordinator", None, "Multi-process: address host:port of process 0's "
+                    "coordinator service (with --num_processes and --process_id).")
+flags.DEFINE_integer("num_processes", 0, "Multi-process: the number of processes of the job.")
+flags.DEFINE_integer("process_id", -1, "Multi-process: this process's index in "
+                     "[0, --num_processes).")
+flags.DEFINE_bool("distributed", False, "Multi-process with the coordinator, process count and "
+                  "index detected by jax.distributed.initialize() (TPU pods, SLURM, ...).")
+flags.DEFINE_enum("on_config_change", "warn", ["warn", "refuse"],
+                  "When --workdir holds a config.json that differs from this run's config: "
+                  "'warn' logs the diff and goes on; 'refuse' stops before touching anything.")
 FLAGS = flags.FLAGS
 
 
@@ -46,6 +56,37 @@ def use_cpu_devices(count: int) -> None:
                                + f" --xla_force_host_platform_device_count={count}").strip()
 
 
+def distributed_args() -> dict | None:
+    """Returns jax.distributed.initialize's keyword arguments from the flags, or None.
+
+    None means a single-process run; {} means "detect" (--distributed). Raises ConfigError
+    for an incomplete or inconsistent set of --coordinator/--num_processes/--process_id.
+    """
+    from framework.registry import ConfigError
+
+    explicit = FLAGS.coordinator or FLAGS.num_processes or FLAGS.process_id >= 0
+    if not explicit:
+        return {} if FLAGS.distributed else None
+    if not (FLAGS.coordinator and FLAGS.num_processes > 0 and FLAGS.process_id >= 0):
+        raise ConfigError("--coordinator, --num_processes and --process_id go together, e.g. "
+                          "--coordinator 127.0.0.1:12345 --num_processes 2 --process_id 0 "
+                          "(or use --distributed to let jax detect them).")
+    if FLAGS.process_id >= FLAGS.num_processes:
+        raise ConfigError(f"--process_id={FLAGS.process_id}: must be in "
+                          f"[0, --num_processes={FLAGS.num_processes}).")
+    return {"coordinator_address": FLAGS.coordinator, "num_processes": FLAGS.num_processes,
+            "process_id": FLAGS.process_id}
+
+
+def initialize_distributed(kwargs: dict) -> None:
+    """Joins the multi-process job (before any JAX computation); on CPU, collectives use gloo."""
+    import jax
+
+    if os.environ.get("JAX_PLATFORMS", "") == "cpu":
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**kwargs)
+
+
 def main(argv: list[str]) -> None:
     """Loads the config, then trains and evaluates it in --workdir."""
     del argv
@@ -62,7 +103,15 @@ def main(argv: list[str]) -> None:
         if not FLAGS.workdir:
             raise ConfigError("--workdir: required (the directory for checkpoints and metrics).")
         config = config_lib.load_config(FLAGS.config, OVERRIDES)
-        trainer.train_and_evaluate(config, FLAGS.workdir, FLAGS.stop_at_step or None)
+        distributed = distributed_args()
+        if distributed is not None:
+            initialize_distributed(distributed)
+            import jax
+
+            if jax.process_index() != 0:  # Process 0 logs for the job; the others warn only.
+                logging.getLogger().setLevel(logging.WARNING)
+        trainer.train_and_evaluate(config, FLAGS.workdir, FLAGS.stop_at_step or None,
+                                   on_config_change=FLAGS.on_config_change)
     except ConfigError as e:
         print(f"Config error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -1,0 +1,118 @@
+"""Start an N-process job on this machine (127.0.0.1), e.g. to try multi-host training.
+
+    python -m tools.launch_local --num_processes 2 -- \\
+        python -m tools.train --cpu_devices 4 --config configs/synthetic_shapes_vit.py:test \\
+        --workdir /tmp/two_hosts
+
+Each process runs the command after `--` with `--coordinator 127.0.0.1:PORT --num_processes N
+--process_id I` appended (PORT: a free port). Their output is printed with an "[I] " prefix.
+When one process fails the others are stopped; SIGTERM/SIGINT to the launcher is passed on to
+every process (which then checkpoint and exit). `--timeout` bounds the whole job. The exit
+status is the first non-zero status of a process (124 on timeout), else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+
+def free_port() -> int:
+    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_commands(command: list[str], num_processes: int, port: int) -> list[list[str]]:
+    """Returns the command of each process: `command` plus its coordinator flags."""
+    return [command + [f"--coordinator=127.0.0.1:{port}", f"--num_processes={num_processes}",
+                       f"--process_id={index}"] for index in range(num_processes)]
+
+
+def _relay(index: int, stream, out) -> None:
+    for line in stream:
+        out.write(f"[{index}] {line}")
+        out.flush()
+
+
+def launch(command: list[str], num_processes: int, timeout: float, out=sys.stdout,
+           grace: float = 30.0) -> int:
+    """Runs `command` as `num_processes` processes; returns the job's exit status.
+
+    Stops every process (SIGTERM, then SIGKILL after `grace` seconds) when one fails or when
+    `timeout` seconds have passed; never leaves a process behind.
+    """
+    port = free_port()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for cmd in process_commands(command, num_processes, port)]
+    relays = [threading.Thread(target=_relay, args=(i, p.stdout, out), daemon=True)
+              for i, p in enumerate(procs)]
+    for thread in relays:
+        thread.start()
+
+    def forward(signum, frame):
+        del frame
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    status = 0
+    try:
+        deadline = time.monotonic() + timeout
+        while any(p.poll() is None for p in procs):
+            failed = [p.returncode for p in procs if p.returncode not in (None, 0)]
+            if failed or time.monotonic() > deadline:
+                status = failed[0] if failed else 124
+                break
+            time.sleep(0.2)
+        status = status or next((p.returncode for p in procs if p.returncode), 0)
+    finally:
+        _stop(procs, grace)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for thread in relays:
+            thread.join(timeout=5)
+    return status
+
+
+def _stop(procs: list[subprocess.Popen], grace: float) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    end = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(end - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses `--num_processes N [--timeout S] -- COMMAND...` and runs the job."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in argv:
+        print("usage: python -m tools.launch_local --num_processes N [--timeout S] -- COMMAND",
+              file=sys.stderr)
+        return 2
+    split = argv.index("--")
+    parser = argparse.ArgumentParser(prog="tools.launch_local")
+    parser.add_argument("--num_processes", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=3600.0,
+                        help="Seconds before every process is stopped (exit status 124).")
+    args = parser.parse_args(argv[:split])
+    command = argv[split + 1:]
+    if args.num_processes < 1 or not command:
+        parser.error("--num_processes must be >= 1 and a command must follow `--`.")
+    return launch(command, args.num_processes, args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
