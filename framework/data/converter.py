@@ -74,16 +74,18 @@ class ProgressLine:
 
 def convert_split(out_dir: str, split: str, kind: str, items: list[dict], params: dict, *,
                   class_names: list[str], num_shards: int, workers: int,
-                  overwrite: bool = False, stream: TextIO = sys.stderr) -> dict:
+                  overwrite: bool = False, stream: TextIO | None = None) -> dict:
     """Converts `items` into the shards of `split` in `out_dir` and records the split in
     dataset_info.json. Returns the split's info ({"num_examples", "shards", "class_counts",
     "num_skipped", "fingerprint", "params"}).
 
-    Raises FileExistsError (before converting anything) when out_dir holds this split made
+    Progress goes to `stream` (default: sys.stderr). Raises FileExistsError (before
+    converting anything) when out_dir holds this split made
     from other inputs or settings, unless `overwrite`; ValueError when nothing converted.
     """
     if not items:
         raise ValueError(f"split {split!r}: no inputs to convert.")
+    stream = stream or sys.stderr
     num_shards = max(1, min(int(num_shards), len(items)))
     os.makedirs(out_dir, exist_ok=True)
     digest = fingerprint(kind, items, params)
