@@ -1,0 +1,82 @@
+"""Epic-Kitchens verb / noun / action classification pieces for ViViT.
+
+The model has one head of num_verbs + num_nouns logits: columns [0, num_verbs) are the verb
+head, the rest the noun head (Scenic's `class_splits`). An action (verb, noun) is right when
+both heads' top-1 are right (the arg-max of the product of the two softmaxes, as in Scenic).
+
+- preprocess op "verb_noun_targets(num_verbs, num_nouns)": int `verb_label` / `noun_label`
+  -> `label` float32 (num_verbs + num_nouns,), a two-hot target that mixup can blend.
+- loss "epic_kitchens_xent": softmax cross-entropy of each head, summed.
+- `split_heads` / `head_targets`: shared by the loss and the evaluator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from framework import registry
+from framework.losses import LossFn, smooth, softmax_cross_entropy
+
+EPIC_KITCHENS_100 = {"num_verbs": 97, "num_nouns": 300}
+
+
+def split_heads(logits: jax.Array, num_verbs: int) -> tuple[jax.Array, jax.Array]:
+    """Returns (verb logits (B, num_verbs), noun logits (B, rest)) of logits (B, V + N)."""
+    return logits[:, :num_verbs], logits[:, num_verbs:]
+
+
+def head_targets(batch: dict, num_verbs: int, num_nouns: int, label_key: str = "label"
+                 ) -> tuple[jax.Array, jax.Array]:
+    """Returns float targets (verb (B, V), noun (B, N)).
+
+    Read from `batch[label_key]` (B, V + N) (two-hot or mixed, each part renormalised to
+    sum 1) when present, else from int `verb_label` / `noun_label` (B,).
+    """
+    if label_key in batch and batch[label_key].ndim == 2:
+        verbs, nouns = split_heads(batch[label_key].astype(jnp.float32), num_verbs)
+        norm = lambda t: t / jnp.maximum(jnp.sum(t, -1, keepdims=True), 1e-9)  # noqa: E731
+        return norm(verbs), norm(nouns)
+    return (jax.nn.one_hot(batch["verb_label"], num_verbs, dtype=jnp.float32),
+            jax.nn.one_hot(batch["noun_label"], num_nouns, dtype=jnp.float32))
+
+
+@registry.LOSSES.register("epic_kitchens_xent")
+def epic_kitchens_xent(num_verbs: int = 97, num_nouns: int = 300,
+                       label_smoothing: float = 0.0, label_key: str = "label") -> LossFn:
+    """Returns loss(logits (B, V + N), batch) -> (B,): verb plus noun softmax cross-entropy,
+    each head's targets smoothed by `label_smoothing`."""
+
+    def loss(logits: jax.Array, batch: dict) -> jax.Array:
+        if logits.shape[-1] != num_verbs + num_nouns:
+            raise ValueError(f"epic_kitchens_xent: logits have {logits.shape[-1]} classes, "
+                             f"expected num_verbs + num_nouns = {num_verbs + num_nouns} "
+                             "(config.model.num_classes).")
+        verb_logits, noun_logits = split_heads(logits, num_verbs)
+        verbs, nouns = head_targets(batch, num_verbs, num_nouns, label_key)
+        return (softmax_cross_entropy(verb_logits, smooth(verbs, label_smoothing))
+                + softmax_cross_entropy(noun_logits, smooth(nouns, label_smoothing)))
+
+    return loss
+
+
+@registry.PREPROCESS_OPS.register("verb_noun_targets")
+@dataclasses.dataclass
+class VerbNounTargets:
+    """Sets `label` float32 (num_verbs + num_nouns,) to the two-hot of the example's int
+    `verb_label` and `noun_label` (kept), so batch mixup blends both heads' targets."""
+
+    num_verbs: int = 97
+    num_nouns: int = 300
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        verb, noun = int(example["verb_label"]), int(example["noun_label"])
+        if not (0 <= verb < self.num_verbs and 0 <= noun < self.num_nouns):
+            raise ValueError(f"verb_label={verb} / noun_label={noun} out of range "
+                             f"({self.num_verbs} verbs, {self.num_nouns} nouns).")
+        label = np.zeros(self.num_verbs + self.num_nouns, np.float32)
+        label[verb] = label[self.num_verbs + noun] = 1.0
+        return {**example, "label": label}
