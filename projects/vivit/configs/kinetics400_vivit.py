@@ -1,0 +1,60 @@
+"""Kinetics-400 ViViT: the four model variants at ViViT-B/16x2 and ViViT-L/16x2.
+
+Source: "ViViT: A Video Vision Transformer" (Arnab et al., ICCV 2021), Table 4 (the model
+variants with ViViT-B, 16x2 tubelets, 32 frames: params, GFLOPs per view, K400 top-1) and
+Table 6a (state of the art: ViViT-L/16x2, 4x3 views, 17.35 TFLOPs in all = 1446 GFLOPs per
+view); hyperparameters of Scenic's projects/vivit/configs/kinetics400 (32 frames stride 2,
+crop 224, SGD momentum, lr 0.1 (0.05 for ViViT-B FE), 30 epochs, batch 64, 4x3 test views).
+
+Variants (VARIANTS): "B/16x2" (model 1, spatio-temporal), "B/16x2-FE" (model 2, factorised
+encoder, 4 temporal layers), "B/16x2-FSA" (model 3), "B/16x2-FDP" (model 4),
+"B/16x2-FE-avgpool" (model 2 with the temporal encoder replaced by average pooling),
+"L/16x2" (model 1), "L/16x2-FE" (model 2 with a 24-layer temporal encoder, as Scenic's
+config). The paper gives no parameter count for ViViT-L and no GFLOPs for the Scenic
+FE-L model zoo entry whose top-1 (80.3, 4x3 views) is quoted.
+
+Set config.init_from.path to an ImageNet-21K ViT-B/16 or ViT-L/16 (big_vision .npz, Scenic or
+Tessera checkpoint) and config.data.*.path to a Kinetics-400 prepared with
+`tools/prepare_dataset.py videos`.
+"""
+
+import ml_collections
+
+from projects.vivit import recipes
+
+VARIANTS = ("B/16x2", "B/16x2-FE", "B/16x2-FSA", "B/16x2-FDP", "B/16x2-FE-avgpool",
+            "L/16x2", "L/16x2-FE")
+
+TRAIN_SIZE = 214_834  # Scenic's count; videos disappear from YouTube over time.
+TABLE4 = f"{recipes.PAPER}, Table 4 (ViViT-B 16x2, 32 frames, Kinetics-400)"
+# variant: (size, model, temporal_depth, lr, reference)
+SETTINGS = {
+    "B/16x2": ("B", "ST", 4, 0.1,
+               dict(source=TABLE4, params=88_900_000, gflops=455.2, top1=80.0)),
+    "B/16x2-FE": ("B", "FE", 4, 0.05,
+                  dict(source=TABLE4, params=115_100_000, gflops=284.4, top1=78.8)),
+    "B/16x2-FSA": ("B", "FSA", 4, 0.1,
+                   dict(source=TABLE4, params=117_300_000, gflops=372.3, top1=77.4)),
+    "B/16x2-FDP": ("B", "FDP", 4, 0.1,
+                   dict(source=TABLE4, params=88_900_000, gflops=277.1, top1=76.3)),
+    "B/16x2-FE-avgpool": ("B", "FE", 0, 0.05,
+                          dict(source=TABLE4 + ", average-pool baseline", params=86_700_000,
+                               gflops=283.9, top1=75.8)),
+    "L/16x2": ("L", "ST", 4, 0.1,
+               dict(source=f"{recipes.PAPER}, Table 6a (17.35 TFLOPs / 12 views)",
+                    gflops=1445.8, top1=80.6, top5=94.7, views="4x3")),
+    "L/16x2-FE": ("L", "FE", 24, 0.1,
+                  dict(source="Scenic ViViT model zoo (README), ViViT-L/16x2 FE",
+                       top1=80.3, views="4x3")),
+}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """Returns the Kinetics-400 config of `arg` (one of VARIANTS; None = "B/16x2-FE")."""
+    size, model, temporal_depth, lr, reference = SETTINGS[arg or "B/16x2-FE"]
+    return recipes.paper_config(
+        model=recipes.model_group(size, model, 400, temporal_depth=temporal_depth),
+        data=recipes.video_data("kinetics400", num_frames=32, stride=2, crop=224,
+                                min_resize=256, num_clips=4, num_crops=3),
+        train_size=TRAIN_SIZE, epochs=30, lr=lr, label_smoothing=0.0, num_frames=32, crop=224,
+        reference=reference)

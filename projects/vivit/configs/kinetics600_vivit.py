@@ -1,0 +1,35 @@
+"""Kinetics-600 ViViT-L/16x2 (model 1) and ViViT-L/16x2 FE (model 2).
+
+Source: "ViViT: A Video Vision Transformer" (Arnab et al., ICCV 2021), Table 6b (ViViT-L/16x2:
+82.5 top-1, 95.6 top-5, 4x3 views, 17.35 TFLOPs = 1446 GFLOPs per view); the FE row quotes
+Scenic's ViViT model zoo (81.6 top-1, 4x3 views). Hyperparameters of Scenic's
+projects/vivit/configs/kinetics600 (32 frames stride 2, crop 224, SGD momentum, lr 0.05 for
+FE, 30 epochs, batch 64, a 24-layer temporal encoder for FE).
+"""
+
+import ml_collections
+
+from projects.vivit import recipes
+
+VARIANTS = ("L/16x2", "L/16x2-FE")
+
+TRAIN_SIZE = 363_213
+SETTINGS = {
+    "L/16x2": ("ST", 4, 0.1,
+               dict(source=f"{recipes.PAPER}, Table 6b (17.35 TFLOPs / 12 views)",
+                    gflops=1445.8, top1=82.5, top5=95.6, views="4x3")),
+    "L/16x2-FE": ("FE", 24, 0.05,
+                  dict(source="Scenic ViViT model zoo (README), ViViT-L/16x2 FE",
+                       top1=81.6, views="4x3")),
+}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """Returns the Kinetics-600 config of `arg` (one of VARIANTS; None = "L/16x2-FE")."""
+    model, temporal_depth, lr, reference = SETTINGS[arg or "L/16x2-FE"]
+    return recipes.paper_config(
+        model=recipes.model_group("L", model, 600, temporal_depth=temporal_depth),
+        data=recipes.video_data("kinetics600", num_frames=32, stride=2, crop=224,
+                                min_resize=256, num_clips=4, num_crops=3),
+        train_size=TRAIN_SIZE, epochs=30, lr=lr, label_smoothing=0.0, num_frames=32, crop=224,
+        reference=reference)

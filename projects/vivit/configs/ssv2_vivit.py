@@ -1,0 +1,30 @@
+"""Something-Something v2 ViViT-L/16x2 FE (model 2).
+
+Source: "ViViT: A Video Vision Transformer" (Arnab et al., ICCV 2021), Table 6c (ViViT-L/16x2
+Fact. encoder: 65.4 top-1, 89.8 top-5); hyperparameters of Scenic's
+projects/vivit/configs/something_something_v2: 32 frames stride 1, short side 288, crop 256
+(a 16x16 patch grid: the image model's position embeddings are resized), 4 temporal layers,
+SGD momentum lr 0.4, 35 epochs, batch 64, stochastic depth 0.3, label smoothing 0.3,
+mixup 0.3, RandAugment (2 layers, magnitude 20), 4x3 test views. Usually initialised from a
+Kinetics ViViT (or an image ViT). Scenic's colour augmentation has no op here and is off,
+as in that config.
+"""
+
+import ml_collections
+
+from projects.vivit import recipes
+
+VARIANTS = ("L/16x2-FE",)
+
+TRAIN_SIZE = 168_913
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """Returns the SSv2 config (`arg`: "L/16x2-FE" or None)."""
+    del arg
+    return recipes.paper_config(
+        model=recipes.model_group("L", "FE", 174, temporal_depth=4, stochastic_depth=0.3),
+        data=recipes.video_data("ssv2", num_frames=32, stride=1, crop=256, min_resize=288,
+                                num_clips=4, num_crops=3, randaugment=(2, 20), mixup=0.3),
+        train_size=TRAIN_SIZE, epochs=35, lr=0.4, label_smoothing=0.3, num_frames=32, crop=256,
+        reference=dict(source=f"{recipes.PAPER}, Table 6c", top1=65.4, top5=89.8))
