@@ -59,7 +59,8 @@ def tfds_dataset(split: str, data_dir: str | None, tfds_name: str = "",
             f"tfds dataset {tfds_name!r} split {split!r} in "
             f"{tfds_data_dir or 'the default TFDS data_dir'} cannot be read ({type(e).__name__}: "
             f"{e}). Prepare it with `tfds build {tfds_name} --file_format=array_record`.") from e
-    label = builder.info.features.get(label_key) if hasattr(builder.info.features, "get") else None
+    features = builder.info.features
+    label = features[label_key] if label_key in features.keys() else None
     return DatasetSpec(
         source=source, decode=TfdsExampleDecoder(label_key), num_examples=len(source),
         num_classes=int(getattr(label, "num_classes", 0) or 0),
