@@ -1,0 +1,13 @@
+"""LiT: "Zero-Shot Transfer with Locked-image text Tuning" (Zhai et al., CVPR 2022).
+
+A pretrained image tower is locked (frozen: `model.lock_image` stops gradients at its output
+and `optimizer.freeze` gives its params zero updates and no optimizer state) and a text
+tower learns to read out its embedding space with the softmax contrastive loss. Built from
+shared framework pieces, imported here so that they are registered: the "two_tower" model,
+the "softmax_contrastive" loss and the "zero_shot" / "retrieval" evaluators. Configs:
+configs/imagetext_lit.py (the paper's models) and configs/synthetic_lit.py (tiny, CPU).
+"""
+
+import framework.evaluators  # noqa: F401  (zero_shot, retrieval)
+import framework.losses  # noqa: F401  (softmax_contrastive)
+import framework.models  # noqa: F401  (two_tower)
