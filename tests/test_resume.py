@@ -1,4 +1,5 @@
-"""Exact resume across processes: stop-and-continue, and SIGKILL during an async save."""
+"""Exact resume across processes: stop-and-continue; SIGKILL right after a save, mid-step and
+during an async save; SIGTERM (save and exit 0)."""
 
 import os
 import signal
@@ -65,27 +66,85 @@ def test_stop_and_resume_is_bit_identical(reference):
     _assert_identical(_params(workdir, 10), _params(ref_workdir, 10))
 
 
-def test_sigkill_during_async_save_resumes_from_last_commit(reference):
-    tmp_path, ref_workdir, ref_batches = reference
-    workdir, record = tmp_path / "killed", tmp_path / "killed.txt"
-    cmd = _command(tmp_path, workdir, record, "--hold_commit_of", "10")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+def _start(cmd):
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
-    deadline = time.time() + 300
+
+
+def _wait_for(proc, marker, timeout=300):
+    """Reads `proc`'s output until a line holds `marker`; returns the lines read."""
+    deadline = time.time() + timeout
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        if "HOLDING COMMIT 10" in line or time.time() > deadline:
+        if marker in line or time.time() > deadline:
             break
-    assert any("HOLDING COMMIT 10" in line for line in seen), "".join(seen[-50:])
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    checkpoints = os.listdir(workdir / "checkpoints")
-    assert "10" not in checkpoints and "5" in checkpoints
-    assert any(name.startswith("10") for name in checkpoints)  # The uncommitted temp dir.
+    assert any(marker in line for line in seen), "".join(seen[-50:])
+    return seen
 
-    _run(_command(tmp_path, workdir, record))
-    # Steps 6..10 were replayed after the restart from step 5, with the same batches.
-    assert _lines(record) == ref_batches + ref_batches[5:]
-    assert sorted(os.listdir(workdir / "checkpoints")) == ["10", "5"]
+
+def _kill_at(cmd, marker):
+    proc = _start(cmd)
+    try:
+        _wait_for(proc, marker)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _committed(workdir):
+    return sorted((name for name in os.listdir(workdir / "checkpoints") if name.isdigit()),
+                  key=int)
+
+
+def test_sigkill_at_three_moments_and_sigterm_resume_bit_identical(reference):
+    """One workdir goes through every fault in turn; each restart resumes from the last
+    committed checkpoint with the batches an uninterrupted run sees, and the run ends with
+    params and optimizer state bit-identical to the reference run."""
+    tmp_path, ref_workdir, ref_batches = reference
+    workdir, record = tmp_path / "faults", tmp_path / "faults.txt"
+    release = tmp_path / "release"
+
+    # 1. SIGKILL right after checkpoint 5 is committed.
+    _kill_at(_command(tmp_path, workdir, record, "--hold_after_save", "5"),
+             "HOLDING AFTER SAVE 5")
+    assert _committed(workdir) == ["5"] and _lines(record) == ref_batches[:5]
+
+    # 2. SIGKILL mid-step: step 7's batch is loaded, its update not yet applied.
+    _kill_at(_command(tmp_path, workdir, record, "--hold_in_step", "7"), "HOLDING IN STEP 7")
+    assert _committed(workdir) == ["5"]
+    assert _lines(record) == ref_batches[:5] + ref_batches[5:7]
+
+    # 3. SIGTERM in step 8: the process finishes the step, saves it and exits 0.
+    proc = _start(_command(tmp_path, workdir, record, "--hold_in_step", "8",
+                           "--release_file", str(release)))
+    try:
+        _wait_for(proc, "HOLDING IN STEP 8")
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        release.touch()
+        output = proc.communicate(timeout=300)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output[-3000:]
+    assert "SIGTERM: saving a checkpoint" in output, output[-3000:]
+    assert _committed(workdir) == ["5", "8"]
+    release.unlink()
+
+    # 4. SIGKILL during the asynchronous save of step 10, just before its atomic commit.
+    _kill_at(_command(tmp_path, workdir, record, "--hold_commit_of", "10"), "HOLDING COMMIT 10")
+    checkpoints = os.listdir(workdir / "checkpoints")
+    assert _committed(workdir) == ["5", "8"]
+    assert any(name.startswith("10.") for name in checkpoints)  # The uncommitted temp dir.
+
+    # 5. The restart warns about the interrupted save and finishes from step 8.
+    out = _run(_command(tmp_path, workdir, record))
+    assert "the save of step 10 was interrupted before its commit" in out.stderr + out.stdout
+    expected = (ref_batches[:5] + ref_batches[5:7] + ref_batches[5:8] + ref_batches[8:]
+                + ref_batches[8:])
+    assert _lines(record) == expected
+    assert _committed(workdir) == ["5", "8", "10"]
     _assert_identical(_params(workdir, 10), _params(ref_workdir, 10))
