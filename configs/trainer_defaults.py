@@ -49,6 +49,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         "target_prefix": "", "dont_load": (), "options": ml_collections.ConfigDict()})
 
     c.checkpoint = ml_collections.ConfigDict({"max_to_keep": 3, "async_save": True})
+    # Weights & Biases next to TensorBoard (framework.metrics.WandbWriter); off by default,
+    # and `wandb` is not imported unless enabled. mode: "online" or "offline".
+    c.wandb = ml_collections.ConfigDict({"enabled": False, "project": "tessera", "entity": "",
+                                         "name": "", "mode": "online", "tags": ()})
 
     # What one example looks like to the model, for abstract builds (params and GFLOPs per
     # view in tools/model_table.py) without the data on disk: {batch key: "dtype[d0,d1,...]"},

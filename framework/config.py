@@ -179,6 +179,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"config.mesh.{axis}={size!r}: must be a positive int or -1 "
                               "(the rest of the devices).")
     _check_keys(config.checkpoint, known.checkpoint.keys(), "config.checkpoint")
+    _check_keys(config.wandb, known.wandb.keys(), "config.wandb")
     _check_keys(config.init_from, known.init_from.keys(), "config.init_from")
     for key in ("model", "loss", "optimizer", "schedule"):
         _require_name(config[key], f"config.{key}")

@@ -1,4 +1,4 @@
-"""Metric writers (JSONL and TensorBoard) and a progress line with rates and ETA.
+"""Metric writers (JSONL, TensorBoard, optionally Weights & Biases) and a progress line.
 
 Metric names (the contract tools rely on): `train/loss`, `train/lr`,
 `train/examples_per_sec`, `eval/<evaluator>/<metric>` (e.g. `eval/classification/top1`).
@@ -26,18 +26,25 @@ class MetricWriter:
 
     Only one process should write: pass `enabled=jax.process_index() == 0`. When disabled,
     nothing is created or written and every method is a no-op.
+
+    `wandb` (config.wandb) also sends the scalars to Weights & Biases when its `enabled` is
+    true (see WandbWriter); otherwise `wandb` is never imported.
     """
 
-    def __init__(self, workdir: str, enabled: bool = True):
-        """Takes the run's directory (created if missing) and whether this process writes."""
+    def __init__(self, workdir: str, enabled: bool = True, wandb: Mapping | None = None):
+        """Takes the run's directory (created if missing), whether this process writes, and
+        the W&B options (config.wandb; None or enabled=False: no W&B)."""
         self.enabled = enabled
         self.path = os.path.join(workdir, "metrics.jsonl")
         self._file = None
         self._tb = None
+        self._wandb = None
         if enabled:
             from tensorboardX import SummaryWriter
 
             os.makedirs(workdir, exist_ok=True)
+            if wandb and wandb.get("enabled"):
+                self._wandb = WandbWriter(workdir, wandb)
             self._file = open(self.path, "a")
             self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), flush_secs=30)
 
@@ -54,6 +61,8 @@ class MetricWriter:
         for name, value in values.items():
             self._tb.add_scalar(name, value, int(step))
         self._tb.flush()
+        if self._wandb is not None:
+            self._wandb.write(step, values)
 
     def write_text(self, step: int, name: str, text: str) -> None:
         """Writes `text` (a config dump, a param table) to TensorBoard's text tab under `name`.
@@ -72,12 +81,68 @@ class MetricWriter:
             self._file.close()
             self._tb.close()
             self._file = self._tb = None
+        if self._wandb is not None:
+            self._wandb.close()
+            self._wandb = None
 
     def __enter__(self) -> MetricWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+WANDB_MODES = ("online", "offline")
+
+
+class WandbWriter:
+    """Sends scalars to a Weights & Biases run (needs the optional extra `wandb`).
+
+    Options (config.wandb): `project`, `entity` ("" = the account's default), `name` ("" =
+    the workdir's name), `mode` ("online", or "offline": files under WORKDIR/wandb/ to sync
+    later with `wandb sync`), `tags` (tuple). The run's id is kept in WORKDIR/wandb_id.txt so
+    a resumed training run continues the same W&B run; WORKDIR/config.json, when present, is
+    logged as the run's config.
+    """
+
+    def __init__(self, workdir: str, options: Mapping):
+        """Starts (or resumes) the W&B run of `workdir` with `options`."""
+        mode = options.get("mode", "online")
+        if mode not in WANDB_MODES:
+            raise ValueError(f"config.wandb.mode={mode!r}: must be one of "
+                             f"{', '.join(WANDB_MODES)}.")
+        try:
+            import wandb
+        except ImportError as e:
+            raise ImportError("config.wandb.enabled=True needs the wandb package: "
+                              "pip install -e '.[wandb]' (or set config.wandb.enabled=False)."
+                              ) from e
+        id_path = os.path.join(workdir, "wandb_id.txt")
+        if os.path.exists(id_path):
+            with open(id_path) as f:
+                run_id = f.read().strip()
+        else:
+            run_id = wandb.util.generate_id()
+            with open(id_path, "w") as f:
+                f.write(run_id + "\n")
+        config_path = os.path.join(workdir, "config.json")
+        run_config = None
+        if os.path.exists(config_path):
+            with open(config_path) as f:
+                run_config = json.load(f)
+        self._run = wandb.init(
+            project=options.get("project") or "tessera", entity=options.get("entity") or None,
+            name=options.get("name") or os.path.basename(os.path.abspath(workdir)),
+            tags=list(options.get("tags") or ()), mode=mode, dir=workdir, id=run_id,
+            resume="allow", config=run_config)
+
+    def write(self, step: int, values: Mapping[str, float]) -> None:
+        """Logs the scalars `values` at `step` (W&B drops steps below one it has seen)."""
+        self._run.log(dict(values), step=int(step))
+
+    def close(self) -> None:
+        """Finishes the run (uploads what is left in online mode)."""
+        self._run.finish()
 
 
 class Progress:
