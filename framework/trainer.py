@@ -178,7 +178,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 def _train(run: Run, stop_at_step: int) -> Result:
     config, mesh = run.config, run.mesh
     is_main = jax.process_index() == 0
-    writer = metrics_lib.MetricWriter(run.workdir, enabled=is_main)
+    writer = metrics_lib.MetricWriter(run.workdir, enabled=is_main, wandb=config.get("wandb"))
     checkpointer = checkpoint_lib.Checkpointer(
         run.workdir, config.checkpoint.max_to_keep, config.checkpoint.async_save)
 
