@@ -1,0 +1,247 @@
+"""Fork a project: `python -m tools.new_project NAME --from PROJECT [--root REPO]`.
+
+Copies projects/PROJECT to projects/NAME and, in the copy:
+- module paths `projects.PROJECT` and file paths `projects/PROJECT/` become `projects.NAME`
+  and `projects/NAME/` (a bare `projects/PROJECT` is left: it may name another code base);
+- every registry name the project registers (`<REGISTRY>.register("name")`) is renamed, so
+  both projects can be imported together: PROJECT in the name becomes NAME
+  ("vivit_classification" -> "myvivit_classification"), other names get the prefix NAME_;
+  the names are replaced as whole words in every file (configs refer to them by name);
+- config files whose name holds PROJECT are renamed the same way;
+- a quoted "PROJECT" (e.g. `config.project = "PROJECT"`) becomes "NAME".
+Then it writes tests/test_project_NAME.py: a smoke test that imports the fork, checks its
+registry names, loads every config variant, and trains each tiny variant (VARIANTS entries
+named "tiny" or "test") for 2 steps, with its evaluators and a checkpoint. Nothing existing
+is overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import keyword
+import os
+import re
+import shutil
+import sys
+
+REGISTER = re.compile(r"\b([A-Z_]+)\.register\(\s*[\"']([A-Za-z0-9_]+)[\"']")
+TINY_VARIANTS = ("tiny", "test")
+TEXT_SUFFIXES = (".py", ".md", ".txt", ".json", ".yaml", ".yml", ".cfg", ".toml")
+
+
+def default_root() -> str:
+    """Returns the repository root this tool lives in."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def check_names(root: str, name: str, source: str) -> None:
+    """Raises ValueError unless projects/`source` exists and `name` is a new snake_case
+    package name with no project or smoke test under that name."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or keyword.iskeyword(name):
+        raise ValueError(f"NAME={name!r}: must be a snake_case Python package name "
+                         "(lower-case letters, digits, underscores; starting with a letter).")
+    projects = os.path.join(root, "projects")
+    if not os.path.isfile(os.path.join(projects, source, "__init__.py")):
+        known = sorted(d for d in os.listdir(projects)
+                       if os.path.isfile(os.path.join(projects, d, "__init__.py")))
+        raise ValueError(f"--from {source}: no project projects/{source}/ under {root}; "
+                         f"projects there: {', '.join(known) or '(none)'}.")
+    for path in (os.path.join(projects, name), test_path(root, name)):
+        if os.path.exists(path):
+            raise ValueError(f"{path} already exists; pick another NAME (nothing was changed).")
+
+
+def test_path(root: str, name: str) -> str:
+    """Returns the path of the fork's smoke test."""
+    return os.path.join(root, "tests", f"test_project_{name}.py")
+
+
+def _text_files(directory: str) -> list[str]:
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(directory) for f in files
+                  if f.endswith(TEXT_SUFFIXES))
+
+
+def registered_names(directory: str) -> list[tuple[str, str]]:
+    """Returns [(registry attribute, name)] for every `X.register("name")` under
+    `directory`, in file order, without repeats."""
+    found: list[tuple[str, str]] = []
+    for path in _text_files(directory):
+        if path.endswith(".py"):
+            with open(path) as f:
+                for match in REGISTER.finditer(f.read()):
+                    if match.groups() not in found:
+                        found.append(match.groups())
+    return found
+
+
+def renamed(old: str, source: str, name: str) -> str:
+    """Returns the fork's name for the source's `old` registry name or file stem."""
+    return old.replace(source, name) if source in old else f"{name}_{old}"
+
+
+def fork(root: str, name: str, source: str) -> dict:
+    """Copies projects/`source` to projects/`name` with the renames in the module docstring
+    and writes its smoke test. Returns {"project", "test", "registered": [(kind, old,
+    new)], "renamed_files": [(old, new)], "tiny": [(config path, variant)]}."""
+    check_names(root, name, source)
+    src_dir = os.path.join(root, "projects", source)
+    dst_dir = os.path.join(root, "projects", name)
+    names = {old: renamed(old, source, name) for _, old in registered_names(src_dir)}
+    shutil.copytree(src_dir, dst_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    try:
+        files = _rename_files(dst_dir, source, name)
+        replacements = [(re.compile(rf"\bprojects\.{source}\b"), f"projects.{name}"),
+                        (re.compile(rf"\bprojects/{source}/"), f"projects/{name}/"),
+                        (re.compile(rf"([\"']){source}\1"), rf"\g<1>{name}\g<1>")]
+        replacements += [(re.compile(rf"\b{re.escape(old)}\b"), new)
+                         for old, new in names.items()]
+        replacements += [(re.compile(rf"\b{re.escape(old)}\.py\b"), f"{new}.py")
+                         for old, new in files]
+        for path in _text_files(dst_dir):
+            with open(path) as f:
+                text = f.read()
+            for pattern, new in replacements:
+                text = pattern.sub(new, text)
+            with open(path, "w") as f:
+                f.write(text)
+        tiny = tiny_configs(root, name)
+        registered = [(kind, old, names[old]) for kind, old in registered_names(src_dir)]
+        with open(test_path(root, name), "w") as f:
+            f.write(smoke_test(name, source, [(k, new) for k, _, new in registered]))
+    except BaseException:
+        shutil.rmtree(dst_dir, ignore_errors=True)
+        raise
+    return {"project": dst_dir, "test": test_path(root, name), "registered": registered,
+            "renamed_files": files, "tiny": tiny}
+
+
+def _rename_files(directory: str, source: str, name: str) -> list[tuple[str, str]]:
+    """Renames files whose stem holds `source`; returns [(old stem, new stem)]."""
+    out = []
+    for path in _text_files(directory):
+        stem, ext = os.path.splitext(os.path.basename(path))
+        if source in stem and stem != "__init__":
+            new = stem.replace(source, name)
+            os.rename(path, os.path.join(os.path.dirname(path), new + ext))
+            out.append((stem, new))
+    return out
+
+
+def tiny_configs(root: str, name: str) -> list[tuple[str, str]]:
+    """Returns [(config path relative to `root`, variant)] of the project's tiny variants,
+    read from each config file's module-level `VARIANTS = (...)` literal (not imported)."""
+    configs = os.path.join(root, "projects", name, "configs")
+    out = []
+    for path in _text_files(configs) if os.path.isdir(configs) else []:
+        if path.endswith(".py"):
+            out += [(os.path.relpath(path, root), v) for v in _variants(path)
+                    if v in TINY_VARIANTS]
+    return out
+
+
+def _variants(path: str) -> tuple:
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and getattr(node.targets[0], "id", None) == "VARIANTS"):
+            try:
+                return tuple(ast.literal_eval(node.value))
+            except ValueError:
+                return ()
+    return ()
+
+
+SMOKE_TEST = '''"""Smoke test of projects/{name}, a fork of projects/{source} by tools.new_project.
+
+Imports the project, checks its registry names, loads every config variant, and trains each
+tiny variant (VARIANTS entries named {tiny}) for 2 steps.
+"""
+
+import glob
+import math
+import os
+
+import pytest
+
+from framework import config as config_lib
+from framework import registry, trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "projects", "{name}", "configs",
+                                                    "*.py")) if not p.endswith("__init__.py"))
+REGISTERED = {registered!r}
+
+
+def _specs():
+    for path in CONFIGS:
+        for arg in getattr(config_lib.load_module(path), "VARIANTS", None) or (None,):
+            yield path if arg is None else f"{{path}}:{{arg}}"
+
+
+SPECS = list(_specs())
+TINY = [s for s in SPECS if s.rpartition(":")[2] in {tiny!r}]
+
+
+def test_registers_its_names():
+    import projects.{name}  # noqa: F401
+
+    assert projects.{name}.__file__.startswith(os.path.join(ROOT, "projects", "{name}"))
+    for kind, name in REGISTERED:
+        assert name in getattr(registry, kind), (kind, name)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_config_loads(spec):
+    config = config_lib.load_config(spec)
+    assert config.project == "{name}"
+
+
+@pytest.mark.parametrize("spec", TINY)
+def test_tiny_config_trains(spec, tmp_path):
+    config = config_lib.load_config(spec, ["checkpoint.async_save=false"])
+    config.total_steps = 2  # A smoke test: the step, evaluators and checkpoint all run once.
+    config.schedule.warmup_steps = min(config.schedule.get("warmup_steps", 0), 1)
+    result = trainer.train_and_evaluate(config, str(tmp_path / "workdir"))
+    assert int(result.state.step) == config.total_steps
+    assert math.isfinite(result.metrics["train/loss"])
+    assert (tmp_path / "workdir" / "metrics.jsonl").exists()
+'''
+
+
+def smoke_test(name: str, source: str, registered: list[tuple[str, str]]) -> str:
+    """Returns the text of tests/test_project_NAME.py."""
+    return SMOKE_TEST.format(name=name, source=source, registered=registered,
+                             tiny=TINY_VARIANTS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Forks a project from the command line; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m tools.new_project", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", help="the new project's package name (snake_case)")
+    parser.add_argument("--from", dest="source", required=True, help="project to copy")
+    parser.add_argument("--root", default=default_root(), help="repository root")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        out = fork(os.path.abspath(args.root), args.name, args.source)
+    except ValueError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
+    print(f"Created {out['project']} and {out['test']}.")
+    for kind, old, new in out["registered"]:
+        print(f"  {kind}: {old} -> {new}")
+    for old, new in out["renamed_files"]:
+        print(f"  file: {old}.py -> {new}.py")
+    if out["tiny"]:
+        print("Try: python -m tools.train --config "
+              f"{out['tiny'][0][0]}:{out['tiny'][0][1]} --workdir workdirs/{args.name}")
+    else:
+        print(f"No tiny variant ({' or '.join(TINY_VARIANTS)}) in its configs: the smoke test "
+              "only loads them.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
