@@ -290,10 +290,10 @@ class MTV(nn.Module):
         dtype, param_dtype = jnp.dtype(self.dtype), jnp.dtype(self.param_dtype)
         if video.ndim != 5:
             raise ValueError(f"MTV takes video (B, T, H, W, C); got shape {video.shape}.")
-        short = [v.tubelet for v in views if v.tubelet[0] > video.shape[1]]
-        if short:
-            raise ValueError(f"MTV: tubelets {short} are longer than the clip's "
-                             f"{video.shape[1]} frames.")
+        uneven = [v.tubelet for v in views if video.shape[1] % v.tubelet[0]]
+        if uneven:
+            raise ValueError(f"MTV: the tubelet lengths of {uneven} do not divide the clip's "
+                             f"{video.shape[1]} frames; pick tubelet lengths that do.")
 
         tokens, per_frame = [], []
         for i, view in enumerate(views):
