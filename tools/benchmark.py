@@ -65,35 +65,27 @@ def time_train_step(config: Any, steps: int, warmup: int) -> tuple[dict, dict]:
     a multiply-add = 2), params, num_devices, batch_size.
     """
     import jax
-    from flax import linen as nn
 
     from framework import flops as flops_lib
-    from framework import optim, trainer
     from framework import sharding as sharding_lib
+    from framework import state_spec, trainer
     from framework import step as step_lib
     from framework import train_state as state_lib
-    from framework.data import pipeline
 
     run = trainer.build(config, workdir="(benchmark: no workdir)")
     mesh = run.mesh
-    with jax.set_mesh(mesh), nn.logical_axis_rules(sharding_lib.activation_rules(run.rules)):
-        local = next(iter(pipeline.make_train_loader(config.data, config.batch_size,
-                                                     config.seed)))
+    with state_spec.mesh_context(run):
+        spec = state_spec.state_spec(run)
+        local, example, shardings = spec.local_batch, spec.example, spec.shardings
         batch = sharding_lib.shard_batch(local, mesh)
-        example = sharding_lib.abstract_global_batch(local, mesh)
-        boxed = state_lib.abstract_params(run.model, example)
-        tx, schedule = optim.make_optimizer(config.optimizer, config.schedule,
-                                            config.total_steps, flops_lib.unbox(boxed))
-        abstract_state, shardings = state_lib.abstract_state_and_shardings(
-            boxed, tx, mesh, run.rules)
-        state = state_lib.create_train_state(run.model, tx, example, shardings, config.seed)
-        train_step = step_lib.make_train_step(run.model, run.loss_fn, tx, schedule,
+        state = state_lib.create_train_state(run.model, spec.tx, example, shardings, config.seed)
+        train_step = step_lib.make_train_step(run.model, run.loss_fn, spec.tx, spec.schedule,
                                               run.grad_accum_steps)
         start = time.perf_counter()
         compiled = jax.jit(
             train_step, in_shardings=(shardings, {k: v.sharding for k, v in example.items()}),
             out_shardings=(shardings, None), donate_argnums=(0,),
-        ).lower(abstract_state, example).compile()
+        ).lower(spec.abstract_state, example).compile()
         compile_time = time.perf_counter() - start
         times = []
         for i in range(warmup + steps):
@@ -111,7 +103,7 @@ def time_train_step(config: Any, steps: int, warmup: int) -> tuple[dict, dict]:
         "step_times_s": times,
         "examples_per_sec": config.batch_size / step_time,
         "flops_per_step": None if per_device_flops is None else per_device_flops * num_devices,
-        "params": flops_lib.count_params(abstract_state.params),
+        "params": flops_lib.count_params(spec.abstract_state.params),
         "num_devices": int(num_devices),
         "batch_size": int(config.batch_size),
         "final_loss": float(metrics["loss"]),
@@ -119,17 +111,15 @@ def time_train_step(config: Any, steps: int, warmup: int) -> tuple[dict, dict]:
 
 
 def input_pipeline_rate(config: Any, num_batches: int) -> dict | None:
-    """Returns {"examples_per_sec": ...} for the train pipeline over `num_batches` batches,
-    measured by the data package's own function, or None when `num_batches` is 0 or the
-    data package has no such function (then the result says "not measured")."""
+    """Returns framework.data.benchmark.measure_input_pipeline's result for the train
+    pipeline ({"examples_per_sec", ...}) over `num_batches` batches, or None when
+    `num_batches` is 0."""
     if not num_batches:
         return None
-    try:
-        from framework.data import throughput
-    except ImportError:
-        return None
-    return throughput.measure_input_rate(config.data, config.batch_size, config.seed,
-                                         num_batches=num_batches)
+    from framework.data import benchmark as data_benchmark
+
+    return data_benchmark.measure_input_pipeline(config.data, config.batch_size,
+                                                 num_batches=num_batches, seed=config.seed)
 
 
 def benchmark(config: Any, steps: int = 10, warmup: int = 2, input_batches: int = 20,
@@ -138,14 +128,16 @@ def benchmark(config: Any, steps: int = 10, warmup: int = 2, input_batches: int 
 
     Keys: step_time_s, examples_per_sec, flops_per_step, flops_per_sec, mfu, peak_flops,
     peak_flops_source, device, compile_time_s, peak_memory_bytes, peak_memory_source,
-    input_examples_per_sec, params, batch_size, num_devices, and with `compare` the timm
-    run's numbers under "timm" plus "speedup_vs_timm" (timm step time / ours).
+    input_examples_per_sec, params, batch_size, num_devices, load_average_1min (before,
+    after: other processes sharing the machine), and with `compare` the timm run's numbers
+    under "timm" plus "speedup_vs_timm" (timm step time / ours).
     """
     import jax
 
     from framework import flops as flops_lib
     from framework import hardware
 
+    load_before = os.getloadavg()[0]
     result, local_batch = time_train_step(config, steps, warmup)
     device = jax.devices()[0]
     peak, source = hardware.peak_flops(device)
@@ -169,6 +161,8 @@ def benchmark(config: Any, steps: int = 10, warmup: int = 2, input_batches: int 
         timm = timm_compare.time_timm_train_step(config, local_batch, steps, warmup)
         result["timm"] = timm
         result["speedup_vs_timm"] = timm["step_time_s"] / result["step_time_s"]
+    # Other processes on the machine slow both sides; the 1-minute load average shows them.
+    result["load_average_1min"] = [load_before, os.getloadavg()[0]]
     return result
 
 
@@ -215,6 +209,9 @@ def write_results(out_dir: str, spec: str, result: dict, command: str) -> list[s
         f.write(f"Produced by:\n\n    {command}\n\n")
         if result.get("note"):
             f.write(f"Note: {result['note']}\n\n")
+        before, after = result["load_average_1min"]
+        f.write(f"Machine load (1-minute load average) before / after: {before:.1f} / "
+                f"{after:.1f} on {os.cpu_count()} cores.\n\n")
         f.write(MARKDOWN_HEADER + "\n" + markdown_line(spec, result) + "\n")
     return [json_path, md_path]
 

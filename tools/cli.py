@@ -29,12 +29,13 @@ def use_cpu_devices(count: int) -> None:
 
 
 def exit_on_config_error(main: Callable[[list[str] | None], int]) -> None:
-    """Runs `main(sys.argv[1:])`; a ConfigError (or a missing file) prints one line and exits 2."""
+    """Runs `main(sys.argv[1:])`; a ConfigError, a missing input or an existing output prints
+    one line and exits 2."""
     from framework.registry import ConfigError
 
     try:
         code = main(sys.argv[1:])
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, FileNotFoundError, FileExistsError) as e:
         print(f"Error: {e}", file=sys.stderr)
         sys.exit(2)
     sys.exit(code or 0)

@@ -78,15 +78,8 @@ def evaluate(workdir: str, eval_config: Any | None = None, step: int | None = No
 
     Returns (step, {"eval/<evaluator>/<metric>": value}).
     """
-    import jax
-    from flax import linen as nn
-
     from framework import checkpoint as checkpoint_lib
-    from framework import flops as flops_lib
-    from framework import optim, trainer
-    from framework import sharding as sharding_lib
-    from framework import train_state as state_lib
-    from framework.data import pipeline
+    from framework import state_spec, trainer
 
     train_config = run_config(workdir, train_overrides)
     config = eval_config if eval_config is not None else train_config
@@ -94,17 +87,9 @@ def evaluate(workdir: str, eval_config: Any | None = None, step: int | None = No
     try:
         step = pick_step(checkpointer, step)
         run = trainer.build(config, workdir)
-        with jax.set_mesh(run.mesh), nn.logical_axis_rules(
-                sharding_lib.activation_rules(run.rules)):
-            local = next(iter(pipeline.make_train_loader(
-                train_config.data, train_config.batch_size, train_config.seed)))
-            example = sharding_lib.abstract_global_batch(local, run.mesh)
-            boxed = state_lib.abstract_params(run.model, example)
-            tx, _ = optim.make_optimizer(train_config.optimizer, train_config.schedule,
-                                         train_config.total_steps, flops_lib.unbox(boxed))
-            abstract_state, _ = state_lib.abstract_state_and_shardings(
-                boxed, tx, run.mesh, run.rules)
-            state, _ = checkpointer.restore(step, abstract_state, None)
+        with state_spec.mesh_context(run):
+            spec = state_spec.state_spec(run, train_config)
+            state, _ = checkpointer.restore(step, spec.abstract_state, None)
             metrics = {}
             for name, evaluator in run.evaluators.items():
                 for metric, value in evaluator.run(state.params).items():

@@ -1,0 +1,64 @@
+"""The abstract train state of a built run, for tools that restore, time or write states.
+
+`tools.benchmark`, `tools.eval` and `tools.convert_checkpoint` need what the trainer builds
+before its first step (an example batch, the optimizer, the abstract TrainState and its
+shardings) without running the training loop; this module builds it the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import ml_collections
+import optax
+from flax import linen as nn
+
+from framework import flops as flops_lib
+from framework import optim
+from framework import sharding as sharding_lib
+from framework import train_state as state_lib
+from framework.data import pipeline
+
+
+@dataclasses.dataclass
+class StateSpec:
+    """local_batch: one host batch of the train pipeline (dict of numpy arrays);
+    example: its global abstract batch (ShapeDtypeStructs with shardings); tx and schedule:
+    the optimizer; abstract_state / shardings: TrainStates of ShapeDtypeStructs and of
+    NamedShardings."""
+
+    local_batch: dict
+    example: dict
+    tx: optax.GradientTransformation
+    schedule: Callable[[jax.Array], jax.Array]
+    abstract_state: state_lib.TrainState
+    shardings: state_lib.TrainState
+
+
+@contextlib.contextmanager
+def mesh_context(run: Any) -> Iterator[None]:
+    """Enters `run`'s mesh and logical-axis rules (as the trainer does around its loop)."""
+    with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.activation_rules(run.rules)):
+        yield
+
+
+def state_spec(run: Any, config: ml_collections.ConfigDict | None = None) -> StateSpec:
+    """Builds the StateSpec of `run` (framework.trainer.build's Run) inside mesh_context.
+
+    `config` (default: run.config) supplies the data, batch size, seed, optimizer and
+    schedule; pass the training run's config to restore its checkpoints with another
+    config's model and evaluators. Reads one batch from the train pipeline.
+    """
+    config = config if config is not None else run.config
+    local = next(iter(pipeline.make_train_loader(config.data, config.batch_size, config.seed)))
+    example = sharding_lib.abstract_global_batch(local, run.mesh)
+    boxed = state_lib.abstract_params(run.model, example)
+    tx, schedule = optim.make_optimizer(config.optimizer, config.schedule, config.total_steps,
+                                        flops_lib.unbox(boxed))
+    abstract_state, shardings = state_lib.abstract_state_and_shardings(
+        boxed, tx, run.mesh, run.rules)
+    return StateSpec(local, example, tx, schedule, abstract_state, shardings)

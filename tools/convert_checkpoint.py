@@ -1,0 +1,171 @@
+"""Convert checkpoints: big_vision `.npz` / Scenic msgpack / Tessera <-> Tessera / `.npz`.
+
+    # Any checkpoint -> a Tessera workdir for a config (eval it, or train on from step 0):
+    python -m tools.convert_checkpoint --input vit_b16.npz --config FILE.py[:ARG] \\
+        --output WORKDIR [--adapter NAME] [--source_prefix P] [--target_prefix P] \\
+        [--dont_load REGEX ...] [--dry_run] [--config.KEY=V ...]
+    # Any checkpoint -> a params-only Tessera checkpoint (for config.init_from.path):
+    python -m tools.convert_checkpoint --input checkpoint_90000 --output WORKDIR
+    # A Tessera workdir (latest step) or checkpoints/<step> -> .npz (others can read ours):
+    python -m tools.convert_checkpoint --input WORKDIR --output params.npz
+
+Checkpoints are read by framework.pretrained (`--input_format` auto: a directory is a
+Tessera checkpoint, `*.npz` big_vision, any other file a Scenic/flax msgpack checkpoint;
+no pickle anywhere). With `--config`, the params are mapped onto the config's model by the
+same adapters as `config.init_from` (resizing position embeddings, inflating 2D kernels,
+...), and the output holds a full step-0 TrainState, the data iterator's start and
+config.json, so `tools.eval --workdir WORKDIR` evaluates it and `tools.train` continues
+from it. `--dry_run` prints the key mapping (with --config, the load report of every model
+parameter) and writes nothing. An existing output is never overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from tools import cli
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Parses the command line; returns (flags, config overrides "KEY=VALUE")."""
+    rest, overrides = cli.split_overrides(argv)
+    parser = argparse.ArgumentParser(prog="python -m tools.convert_checkpoint",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", required=True, help="checkpoint to read")
+    parser.add_argument("--input_format", default="auto",
+                        choices=("auto", "tessera", "npz", "scenic"))
+    parser.add_argument("--output", required=True, help="WORKDIR, or a file ending in .npz")
+    parser.add_argument("--config", default="", help="map onto this config's model")
+    parser.add_argument("--adapter", default="default", help="INIT_ADAPTERS name")
+    parser.add_argument("--source_prefix", default="", help="read only the input under this")
+    parser.add_argument("--target_prefix", default="", help="fill only the model under this")
+    parser.add_argument("--dont_load", nargs="*", default=(), help="model keys (regexes) "
+                        "left at init")
+    parser.add_argument("--dry_run", action="store_true", help="print the mapping only")
+    args = parser.parse_args(rest)
+    if not args.config:
+        for name in ("adapter", "target_prefix", "dont_load"):
+            if getattr(args, name) != parser.get_default(name):
+                parser.error(f"--{name} maps onto a model: it needs --config.")
+        if overrides:
+            parser.error("--config.KEY=VALUE overrides need --config.")
+    if args.config and args.output.endswith(".npz"):
+        parser.error("--config maps onto a model for a Tessera output; an .npz output "
+                     "takes the input's params as they are.")
+    return args, overrides
+
+
+def check_output(path: str) -> None:
+    """Raises FileExistsError when `path` is a file or a workdir that already holds
+    checkpoints (nothing is overwritten)."""
+    if os.path.isfile(path) or os.path.isdir(os.path.join(path, "checkpoints")):
+        raise FileExistsError(f"--output {path}: already exists; pick a new path (nothing was "
+                              "written).")
+
+
+def read_params(path: str, fmt: str, source_prefix: str = "") -> dict:
+    """Returns the input's params as {"a/b": np.ndarray}, under `source_prefix` if given."""
+    from framework import pretrained
+
+    flat = pretrained.load_flat_params(path, fmt)
+    return pretrained.select_prefix(flat, source_prefix, "--source_prefix")
+
+
+def mapping_table(flat: dict, output: str) -> str:
+    """Returns the identity mapping of `flat` into `output` as text: key, shape, dtype."""
+    width = max(len(k) for k in flat)
+    lines = [f"{'input key':<{width}}  -> {output}: same key, shape, dtype"]
+    for key in sorted(flat):
+        lines.append(f"{key:<{width}}  {tuple(flat[key].shape)} {flat[key].dtype}")
+    lines.append(f"-- {len(flat)} arrays")
+    return "\n".join(lines)
+
+
+def write_npz(flat: dict, path: str) -> None:
+    """Writes `flat` as a big_vision-style .npz (keys '/'-joined paths)."""
+    from framework import pretrained
+
+    pretrained.save_npz(path, pretrained.unflatten(flat))
+
+
+def write_params_only(flat: dict, workdir: str, source: str) -> None:
+    """Writes `flat` as a Tessera checkpoint at step 0 holding only {"params": ...}: a valid
+    `config.init_from.path` (format 'tessera'), not a resumable run."""
+    from framework import checkpoint as checkpoint_lib
+    from framework import pretrained
+
+    checkpointer = checkpoint_lib.Checkpointer(workdir, max_to_keep=None, async_save=False)
+    try:
+        checkpointer.save(0, {"params": pretrained.unflatten(flat)}, None,
+                          {"converted_from": os.path.abspath(source), "params_only": True})
+    finally:
+        checkpointer.close()
+
+
+def convert_for_config(config: Any, init_from: dict, workdir: str, dry_run: bool) -> str:
+    """Maps the checkpoint `init_from` names onto `config`'s model (the init_from adapters).
+
+    Returns the load report. Unless `dry_run`, writes WORKDIR/checkpoints/0 (a fresh
+    TrainState with the loaded params, the train iterator's start, the run metadata) and
+    WORKDIR/config.json.
+    """
+    from framework import checkpoint as checkpoint_lib
+    from framework import pretrained, state_spec, trainer
+    from framework import train_state as state_lib
+    from framework.data import pipeline
+
+    run = trainer.build(config, workdir)
+    with state_spec.mesh_context(run):
+        spec = state_spec.state_spec(run)
+        _, report = pretrained.load_params(spec.abstract_state.params, init_from)
+        if dry_run:
+            return pretrained.format_report(report)
+        state = state_lib.create_train_state(run.model, spec.tx, spec.example, spec.shardings,
+                                             config.seed)
+        state = pretrained.init_state_from(state, spec.shardings, init_from, spec.tx.init)
+        os.makedirs(workdir, exist_ok=True)
+        trainer.record_config(config, workdir)
+        train_iter = iter(pipeline.make_train_loader(config.data, config.batch_size,
+                                                     config.seed))
+        checkpointer = checkpoint_lib.Checkpointer(workdir, max_to_keep=None, async_save=False)
+        try:
+            meta = checkpoint_lib.run_metadata(config.to_dict())
+            meta["converted_from"] = init_from["path"]
+            checkpointer.save(0, state, train_iter, meta)
+        finally:
+            checkpointer.close()
+    return pretrained.format_report(report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Converts from the command line; returns the exit status."""
+    args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    check_output(args.output)
+    if args.config:
+        from framework import config as config_lib
+
+        config = config_lib.load_config(args.config, overrides)
+        init_from = {"path": os.path.abspath(args.input), "format": args.input_format,
+                     "adapter": args.adapter, "source_prefix": args.source_prefix,
+                     "target_prefix": args.target_prefix, "dont_load": tuple(args.dont_load),
+                     "options": {}}
+        print(convert_for_config(config, init_from, args.output, args.dry_run))
+    else:
+        flat = read_params(args.input, args.input_format, args.source_prefix)
+        if args.dry_run:
+            print(mapping_table(flat, args.output))
+        elif args.output.endswith(".npz"):
+            write_npz(flat, args.output)
+        else:
+            write_params_only(flat, args.output, args.input)
+    if not args.dry_run:
+        print(f"Wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.exit_on_config_error(main)
