@@ -139,9 +139,12 @@ def make_train_loader(data_config: Any, global_batch_size: int, seed: int, *,
     operations.append(grain.transforms.Batch(batch_size=batch, drop_remainder=True))
     if batch_chain is not None:
         operations.append(transforms.BatchPreprocess(batch_chain))
+    # grain's default read-ahead (500 records per process, 16 threads) holds gigabytes when
+    # a record is a video; two batches ahead keep the workers busy.
+    read = grain.ReadOptions(num_threads=4, prefetch_buffer_size=2 * batch)
     return grain.DataLoader(
         data_source=_indexed_source(spec), sampler=sampler, operations=operations,
-        worker_count=_worker_count(data_config), shard_options=shard)
+        worker_count=_worker_count(data_config), shard_options=shard, read_options=read)
 
 
 def make_eval_batches(data_config: Any, global_batch_size: int, *,
