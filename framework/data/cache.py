@@ -72,7 +72,7 @@ def ensure_split(
         if sidecar is not None:  # Another process generated it while we waited.
             return records_path, sidecar
         records, extra = generate()
-        num_examples = _write_records_atomically(records_path, records)
+        num_examples = write_records_atomically(records_path, records)
         sidecar = dict(extra, name=name, split=split, version=version, params=params,
                        fingerprint=fingerprint, num_examples=num_examples,
                        num_bytes=os.path.getsize(records_path))
@@ -98,7 +98,9 @@ def temp_name(path: str) -> str:
     return f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def _write_records_atomically(path: str, records: Iterable[bytes]) -> int:
+def write_records_atomically(path: str, records: Iterable[bytes]) -> int:
+    """Writes `records` to the ArrayRecord file `path` through a temporary file and
+    os.replace (nothing is left at `path` if it fails); returns how many were written."""
     tmp = temp_name(path)
     count = 0
     try:

@@ -20,8 +20,6 @@ import sys
 import time
 from typing import TextIO
 
-from array_record.python.array_record_module import ArrayRecordWriter
-
 from framework.data import cache, inputs, prepared, records
 
 
@@ -176,26 +174,19 @@ def _read_marker(out_dir: str, split: str, index: int, count: int, digest: str) 
 def _write_shard(out_dir, split, index, count, digest, results, report) -> dict:
     """Writes one shard from (ok, payload, label) results; returns its done-marker."""
     path = os.path.join(out_dir, prepared.shard_name(split, index, count))
-    tmp = cache.temp_name(path)
     marker = {"fingerprint": digest, "num_examples": 0, "labels": [], "skipped": []}
-    writer = ArrayRecordWriter(tmp, "group_size:1")
-    try:
-        try:
-            for n, (ok, payload, label) in enumerate(results, start=1):
-                if ok:
-                    writer.write(payload)
-                    marker["num_examples"] += 1
-                    if label is not None:
-                        marker["labels"].append(label)
-                else:
-                    marker["skipped"].append({"input": payload, "reason": label})
-                report(n, len(marker["skipped"]))
-        finally:
-            writer.close()
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    def converted():
+        for n, (ok, payload, label) in enumerate(results, start=1):
+            if ok:
+                yield payload
+                if label is not None:
+                    marker["labels"].append(label)
+            else:
+                marker["skipped"].append({"input": payload, "reason": label})
+            report(n, len(marker["skipped"]))
+
+    marker["num_examples"] = cache.write_records_atomically(path, converted())
     marker["num_bytes"] = os.path.getsize(path)
     cache.write_text_atomically(_marker_path(out_dir, split, index, count), json.dumps(marker))
     return marker

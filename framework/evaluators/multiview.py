@@ -13,15 +13,11 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-from flax import linen as nn
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh
 
 from framework import registry, sharding
-from framework.data import pipeline
-from framework.evaluators.classification import eval_data_config
+from framework.evaluators.classification import ClassificationEvaluator
 
 
 class ViewAverager:
@@ -73,7 +69,7 @@ class ViewAverager:
 
 
 @registry.EVALUATORS.register("multiview_classification")
-class MultiViewClassificationEvaluator:
+class MultiViewClassificationEvaluator(ClassificationEvaluator):
     """Top-k accuracy per video from softmax scores averaged over its views.
 
     Config keys as the "classification" evaluator: `data` (which config.data entry; its
@@ -82,20 +78,8 @@ class MultiViewClassificationEvaluator:
     config.batch_size), `topk` and `label_key`.
     """
 
-    def __init__(self, *, model: nn.Module, config: ml_collections.ConfigDict, mesh: Mesh,
-                 data: str = "eval", batch_size: int = 0, topk: Sequence[int] = (1, 5),
-                 label_key: str = "label"):
-        """Takes the model, the full config and mesh, and the evaluator's config keys."""
-        self.model = model
-        self.mesh = mesh
-        self.topk = tuple(int(k) for k in topk)
-        self.label_key = label_key
-        self.batch_size = batch_size or config.batch_size
-        sharding.check_batch_size(self.batch_size, mesh, key="config.evaluators.*.batch_size")
-        self.batches = pipeline.make_eval_batches(eval_data_config(config, data), self.batch_size)
-        self._step = jax.jit(self._scores)
-
-    def _scores(self, params, batch: dict) -> dict[str, jax.Array]:
+    def _sums(self, params, batch: dict) -> dict[str, jax.Array]:
+        # The jitted step of the base class: here per-view scores rather than batch sums.
         logits = self.model.apply({"params": params}, batch, train=False)
         return {"scores": jax.nn.softmax(logits.astype(jnp.float32), axis=-1),
                 "video_index": batch["video_index"], "label": batch[self.label_key],

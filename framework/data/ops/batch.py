@@ -33,22 +33,31 @@ def _float_pixels(batch: dict, key: str) -> np.ndarray:
     return pixels
 
 
-@PREPROCESS_OPS.register("mixup")
 @dataclasses.dataclass
-class MixUp:
-    """mixup (Zhang et al. 2018): x = lam x + (1 - lam) x_next, labels alike, with one
-    lam ~ Beta(alpha, alpha) per batch."""
+class MixOp:
+    """Base of the batch mixing ops: Beta(alpha, alpha) mixing weights, the number of classes
+    (filled in from the dataset), the pixel key (None: video or image) and the label key."""
 
     alpha: float = 0.2
     num_classes: int | None = None
     key: str | None = None
     label_key: str = "label"
 
-    def __call__(self, batch: dict, rng: np.random.Generator) -> dict:
+    def inputs(self, batch: dict) -> tuple[str, np.ndarray, np.ndarray]:
+        """Returns (pixel key, float pixels (B, ...), soft labels float32 (B, C))."""
         k = pixel_key(batch, self.key)
-        pixels = _float_pixels(batch, k)
+        return k, _float_pixels(batch, k), soft_labels(batch[self.label_key], self.num_classes)
+
+
+@PREPROCESS_OPS.register("mixup")
+@dataclasses.dataclass
+class MixUp(MixOp):
+    """mixup (Zhang et al. 2018): x = lam x + (1 - lam) x_next, labels alike, with one
+    lam ~ Beta(alpha, alpha) per batch."""
+
+    def __call__(self, batch: dict, rng: np.random.Generator) -> dict:
+        k, pixels, labels = self.inputs(batch)
         lam = np.float32(rng.beta(self.alpha, self.alpha))
-        labels = soft_labels(batch[self.label_key], self.num_classes)
         mixed = lam * pixels + (1 - lam) * np.roll(pixels, -1, axis=0)
         soft = lam * labels + (1 - lam) * np.roll(labels, -1, axis=0)
         return {**batch, k: mixed.astype(pixels.dtype), self.label_key: soft}
@@ -56,19 +65,15 @@ class MixUp:
 
 @PREPROCESS_OPS.register("cutmix")
 @dataclasses.dataclass
-class CutMix:
+class CutMix(MixOp):
     """CutMix (Yun et al. 2019): pastes one box of the next example into each example (the
     same box for every frame of a video); box area 1 - lam with lam ~ Beta(alpha, alpha),
     and the labels are weighted by the pasted area."""
 
     alpha: float = 1.0
-    num_classes: int | None = None
-    key: str | None = None
-    label_key: str = "label"
 
     def __call__(self, batch: dict, rng: np.random.Generator) -> dict:
-        k = pixel_key(batch, self.key)
-        pixels = _float_pixels(batch, k)
+        k, pixels, labels = self.inputs(batch)
         h, w = pixels.shape[-3:-1]
         lam = rng.beta(self.alpha, self.alpha)
         bh, bw = int(h * np.sqrt(1 - lam)), int(w * np.sqrt(1 - lam))
@@ -79,6 +84,5 @@ class CutMix:
         mixed[..., top:bottom, left:right, :] = np.roll(pixels, -1, axis=0)[
             ..., top:bottom, left:right, :]
         kept = np.float32(1 - (bottom - top) * (right - left) / (h * w))
-        labels = soft_labels(batch[self.label_key], self.num_classes)
         soft = kept * labels + (1 - kept) * np.roll(labels, -1, axis=0)
         return {**batch, k: mixed, self.label_key: soft}

@@ -69,6 +69,17 @@ def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
     return max(size, round(h * scale)), max(size, round(w * scale))
 
 
+@dataclasses.dataclass
+class SizedOp:
+    """Base of ops with a target `size` (int or (height, width), checked) and a pixel `key`."""
+
+    size: int | tuple[int, int]
+    key: str | None = None
+
+    def __post_init__(self):
+        as_hw(self.size)
+
+
 @PREPROCESS_OPS.register("resize_small")
 @dataclasses.dataclass
 class ResizeSmall:
@@ -85,14 +96,8 @@ class ResizeSmall:
 
 @PREPROCESS_OPS.register("resize")
 @dataclasses.dataclass
-class Resize:
+class Resize(SizedOp):
     """Resizes to `size` (int: square, or (height, width))."""
-
-    size: int | tuple[int, int]
-    key: str | None = None
-
-    def __post_init__(self):
-        as_hw(self.size)
 
     def __call__(self, example: dict, rng: np.random.Generator) -> dict:
         k = pixel_key(example, self.key)
@@ -123,14 +128,8 @@ class ScaleJitter:
 
 @PREPROCESS_OPS.register("random_crop")
 @dataclasses.dataclass
-class RandomCrop:
+class RandomCrop(SizedOp):
     """Crops `size` at a uniformly random position."""
-
-    size: int | tuple[int, int]
-    key: str | None = None
-
-    def __post_init__(self):
-        as_hw(self.size)
 
     def __call__(self, example: dict, rng: np.random.Generator) -> dict:
         k = pixel_key(example, self.key)
@@ -143,14 +142,8 @@ class RandomCrop:
 
 @PREPROCESS_OPS.register("center_crop")
 @dataclasses.dataclass
-class CenterCrop:
+class CenterCrop(SizedOp):
     """Crops `size` from the centre."""
-
-    size: int | tuple[int, int]
-    key: str | None = None
-
-    def __post_init__(self):
-        as_hw(self.size)
 
     def __call__(self, example: dict, rng: np.random.Generator) -> dict:
         k = pixel_key(example, self.key)
@@ -161,15 +154,9 @@ class CenterCrop:
 
 @PREPROCESS_OPS.register("three_crop")
 @dataclasses.dataclass
-class ThreeCrop(MultiViewOp):
+class ThreeCrop(SizedOp, MultiViewOp):
     """Multi-view: crop `size` at the start, centre or end of the long side (view digit 0, 1,
     2), centred on the short side: the three-crop test of video classification papers."""
-
-    size: int | tuple[int, int] = 224
-    key: str | None = None
-
-    def __post_init__(self):
-        as_hw(self.size)
 
     @property
     def num_views(self) -> int:
