@@ -126,35 +126,46 @@ class ScaleJitter:
         return {**example, k: resize_pixels(example[k], *size)}
 
 
-@PREPROCESS_OPS.register("random_crop")
 @dataclasses.dataclass
-class RandomCrop(SizedOp):
-    """Crops `size` at a uniformly random position."""
+class CropOp(SizedOp):
+    """Base of the crops of `size`: a subclass picks the window's top-left corner."""
+
+    def corner(self, h: int, w: int, ch: int, cw: int, example: dict,
+               rng: np.random.Generator) -> tuple[int, int]:
+        """Returns (top, left) of a ch x cw window in h x w pixels."""
+        raise NotImplementedError
 
     def __call__(self, example: dict, rng: np.random.Generator) -> dict:
         k = pixel_key(example, self.key)
         h, w = example[k].shape[-3:-1]
         ch, cw = as_hw(self.size)
-        top = int(rng.integers(0, max(h - ch, 0) + 1))
-        left = int(rng.integers(0, max(w - cw, 0) + 1))
+        top, left = self.corner(h, w, ch, cw, example, rng)
         return {**example, k: crop_pixels(example[k], top, left, ch, cw)}
+
+
+@PREPROCESS_OPS.register("random_crop")
+@dataclasses.dataclass
+class RandomCrop(CropOp):
+    """Crops `size` at a uniformly random position."""
+
+    def corner(self, h, w, ch, cw, example, rng) -> tuple[int, int]:
+        """A uniformly random corner."""
+        return int(rng.integers(0, max(h - ch, 0) + 1)), int(rng.integers(0, max(w - cw, 0) + 1))
 
 
 @PREPROCESS_OPS.register("center_crop")
 @dataclasses.dataclass
-class CenterCrop(SizedOp):
+class CenterCrop(CropOp):
     """Crops `size` from the centre."""
 
-    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
-        k = pixel_key(example, self.key)
-        h, w = example[k].shape[-3:-1]
-        ch, cw = as_hw(self.size)
-        return {**example, k: crop_pixels(example[k], (h - ch) // 2, (w - cw) // 2, ch, cw)}
+    def corner(self, h, w, ch, cw, example, rng) -> tuple[int, int]:
+        """The centred corner."""
+        return (h - ch) // 2, (w - cw) // 2
 
 
 @PREPROCESS_OPS.register("three_crop")
 @dataclasses.dataclass
-class ThreeCrop(SizedOp, MultiViewOp):
+class ThreeCrop(CropOp, MultiViewOp):
     """Multi-view: crop `size` at the start, centre or end of the long side (view digit 0, 1,
     2), centred on the short side: the three-crop test of video classification papers."""
 
@@ -163,16 +174,12 @@ class ThreeCrop(SizedOp, MultiViewOp):
         """Three crops."""
         return 3
 
-    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
-        k = pixel_key(example, self.key)
-        h, w = example[k].shape[-3:-1]
-        ch, cw = as_hw(self.size)
+    def corner(self, h, w, ch, cw, example, rng) -> tuple[int, int]:
+        """The corner of crop view_digit(example) along the long side."""
         digit = self.view_digit(example)
         if h - ch > w - cw:  # Portrait: crops slide down the height.
-            top, left = (0, (h - ch) // 2, h - ch)[digit], (w - cw) // 2
-        else:
-            top, left = (h - ch) // 2, (0, (w - cw) // 2, w - cw)[digit]
-        return {**example, k: crop_pixels(example[k], top, left, ch, cw)}
+            return (0, (h - ch) // 2, h - ch)[digit], (w - cw) // 2
+        return (h - ch) // 2, (0, (w - cw) // 2, w - cw)[digit]
 
 
 @PREPROCESS_OPS.register("inception_crop")
