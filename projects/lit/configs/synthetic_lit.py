@@ -20,7 +20,7 @@ import ml_collections
 from configs import trainer_defaults
 
 VARIANTS = ("tiny", "tiny_unlocked", "tiny_scratch", "test")
-TEXT_LENGTH = 32
+TEXT_LENGTH = 56
 IMAGE_TOWER = "workdirs/shapes_vit"  # The workdir of the demo ViT (see the docstring).
 
 

@@ -15,7 +15,7 @@ import ml_collections
 from configs import trainer_defaults
 
 VARIANTS = ("tiny", "test")
-TEXT_LENGTH = 32
+TEXT_LENGTH = 56
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -24,7 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg not in VARIANTS:
         raise ValueError(f"synthetic_siglip: unknown variant {arg!r}; use one of {VARIANTS}.")
     c = trainer_defaults.get_config()
-    c.total_steps = 1500
+    c.total_steps = 1000
     c.batch_size = 128
     c.log_every = 100
     c.eval_every = 500
