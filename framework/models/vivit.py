@@ -66,6 +66,7 @@ from framework.layers.factorized import (
     FactorizedSelfAttentionEncoder,
     factorized_dot_product_attention,
 )
+from framework.layers.heads import classifier_head
 
 VARIANTS = (
     "spatio_temporal",
@@ -229,31 +230,10 @@ class ViViT(nn.Module):
                 x, deterministic=deterministic)
             x = pool_tokens(x, self.pool_type)
 
-        if self.representation_size:
-            x = nn.Dense(
-                self.representation_size,
-                dtype=dtype,
-                param_dtype=param_dtype,
-                kernel_init=nn.with_logical_partitioning(
-                    nn.initializers.lecun_normal(), ("embed", "mlp")),
-                bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)),
-                name="pre_logits",
-            )(x)
-            x = nn.tanh(x)
-        out["pre_logits"] = x
-
-        if self.num_classes:
-            kernel_init = (
-                nn.initializers.zeros if self.head_zeroinit else nn.initializers.lecun_normal()
-            )
-            x = out["logits"] = nn.Dense(
-                self.num_classes,
-                dtype=jnp.float32,
-                param_dtype=param_dtype,
-                kernel_init=nn.with_logical_partitioning(kernel_init, ("embed", "classes")),
-                bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("classes",)),
-                name="head",
-            )(x.astype(jnp.float32))
+        x = classifier_head(
+            x, out, num_classes=self.num_classes,
+            representation_size=self.representation_size,
+            head_zeroinit=self.head_zeroinit, dtype=dtype, param_dtype=param_dtype)
         return (x, out) if return_intermediates else x
 
     @nn.nowrap
