@@ -18,6 +18,7 @@ from framework.layers import (
     pool_tokens,
     position_embedding,
 )
+from framework.layers.heads import classifier_head
 
 Dtype = Any
 
@@ -137,33 +138,10 @@ class ViT(nn.Module):
         else:
             x = pool_tokens(x, self.pool_type)
 
-        if self.representation_size:
-            x = nn.Dense(
-                self.representation_size,
-                dtype=dtype,
-                param_dtype=param_dtype,
-                kernel_init=nn.with_logical_partitioning(
-                    nn.initializers.lecun_normal(), ("embed", "mlp")
-                ),
-                bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)),
-                name="pre_logits",
-            )(x)
-            x = nn.tanh(x)
-        out["pre_logits"] = x
-
-        if self.num_classes:
-            # The head runs in float32: it is cheap and the logits feed the loss.
-            kernel_init = (
-                nn.initializers.zeros if self.head_zeroinit else nn.initializers.lecun_normal()
-            )
-            x = out["logits"] = nn.Dense(
-                self.num_classes,
-                dtype=jnp.float32,
-                param_dtype=param_dtype,
-                kernel_init=nn.with_logical_partitioning(kernel_init, ("embed", "classes")),
-                bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("classes",)),
-                name="head",
-            )(x.astype(jnp.float32))
+        x = classifier_head(
+            x, out, num_classes=self.num_classes,
+            representation_size=self.representation_size,
+            head_zeroinit=self.head_zeroinit, dtype=dtype, param_dtype=param_dtype)
         return (x, out) if return_intermediates else x
 
 
