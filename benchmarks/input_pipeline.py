@@ -12,8 +12,9 @@ Reproduce (results in benchmarks/input_pipeline.md and .json):
         --config.data.train.path=/tmp/bench_prepared --worker_count 0,1,2 --json
 
 The synthetic videos are 340x256 at 25 fps with textured frames (JPEG ~ natural image size);
-a clip is 32 frames at stride 2 from a random start, resized to short side 256 with scale
-jitter, randomly cropped to 224x224, flipped and scaled to [-1, 1] (float32).
+a clip is 32 frames at stride 2 from a random start, resized to short side 256, scale
+jittered (0.9-1.33) and randomly cropped to 224x224 (the fused scale_jitter_crop op), flipped
+and scaled to [-1, 1] (float32).
 """
 
 import ml_collections
@@ -21,7 +22,7 @@ import ml_collections
 from configs import trainer_defaults
 
 TRAIN_PREPROCESS = ("sample_frames(32, stride=2)|decode_frames|resize_small(256)|"
-                    "scale_jitter(0.9, 1.33)|random_crop(224)|flip_lr|value_range(-1, 1)")
+                    "scale_jitter_crop(224, 0.9, 1.33)|flip_lr|value_range(-1, 1)")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -34,7 +34,7 @@ def test_parse_positional_keyword_literals_and_nested_pipes():
 @pytest.mark.parametrize("text,match", [
     ("resize_smal(8)", r"config\.data\.train\.preprocess='resize_smal'.*resize_small"),
     ("random_crop(8, sise=3)", r"preprocess\[0\]\.sise: unknown key.*size"),
-    ("flip_lr|center_crop(1, 2, 3)", r"preprocess\[1\].*at most 2 positional"),
+    ("flip_lr|center_crop(1, 2)", r"preprocess\[1\].*at most 1 positional"),
     ("center_crop(8", r"cannot parse op 'center_crop\(8'"),
     ("center_crop(x)", "cannot parse"),
     ("center_crop(-3)", r"preprocess\[0\].*size=-3"),
@@ -110,6 +110,18 @@ def test_spatial_ops_on_images_and_videos():
     assert len({c.tobytes() for c in crops}) == 5
     with pytest.raises(preprocess.PreprocessError, match="random_crop.*resize first"):
         run("random_crop(100)", {"image": image})
+
+
+def test_scale_jitter_crop_matches_scale_jitter_then_random_crop():
+    video = np.stack([media.frame_pixels(i, 48, 64, texture=20) for i in range(3)])
+    for seed in range(4):
+        two_steps = run("scale_jitter(0.9, 1.33)|random_crop(40)", {"video": video}, seed)
+        fused = run("scale_jitter_crop(40, 0.9, 1.33)", {"video": video}, seed)
+        assert fused["video"].shape == (3, 40, 40, 3)
+        difference = np.abs(two_steps["video"].astype(float) - fused["video"])
+        assert difference.mean() < 0.5, difference.mean()
+    floats = run("scale_jitter_crop(40)", {"image": video[0].astype(np.float32)})["image"]
+    assert floats.shape == (40, 40, 3) and floats.dtype == np.float32
 
 
 def test_value_range_and_normalize():

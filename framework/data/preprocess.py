@@ -174,7 +174,7 @@ def _bind_positional(factory, name: str, args: tuple, kwargs: dict, key: str) ->
     if not args:
         return dict(kwargs)
     if inspect.isclass(factory) and dataclasses.is_dataclass(factory):
-        order = [f.name for f in dataclasses.fields(factory) if f.init]
+        order = [f.name for f in dataclasses.fields(factory) if f.init and not f.kw_only]
     else:
         order = [p.name for p in inspect.signature(factory).parameters.values()
                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

@@ -71,10 +71,11 @@ def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
 
 @dataclasses.dataclass
 class SizedOp:
-    """Base of ops with a target `size` (int or (height, width), checked) and a pixel `key`."""
+    """Base of ops with a target `size` (int or (height, width), checked) and a pixel `key`
+    (keyword-only, so that subclasses' own arguments come next in positional order)."""
 
     size: int | tuple[int, int]
-    key: str | None = None
+    key: str | None = dataclasses.field(default=None, kw_only=True)
 
     def __post_init__(self):
         as_hw(self.size)
@@ -124,6 +125,40 @@ class ScaleJitter:
         factor = rng.uniform(self.min_factor, self.max_factor)
         size = (max(1, round(h * factor)), max(1, round(w * factor)))
         return {**example, k: resize_pixels(example[k], *size)}
+
+
+@PREPROCESS_OPS.register("scale_jitter_crop")
+@dataclasses.dataclass
+class ScaleJitterCrop(SizedOp):
+    """scale_jitter(min_factor, max_factor) then random_crop(size) in one step: the window
+    that the crop would take from the scaled pixels is cut from the unscaled ones and only it
+    is resized (the same draws and, up to interpolation at the borders, the same pixels, at a
+    fraction of the cost for uint8 RGB)."""
+
+    min_factor: float = 0.9
+    max_factor: float = 1.33
+
+    def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+        k = pixel_key(example, self.key)
+        pixels = example[k]
+        h, w = pixels.shape[-3:-1]
+        ch, cw = as_hw(self.size)
+        factor = rng.uniform(self.min_factor, self.max_factor)
+        scaled_h, scaled_w = max(1, round(h * factor)), max(1, round(w * factor))
+        if ch > scaled_h or cw > scaled_w:
+            raise ValueError(f"crop {ch}x{cw} is larger than the {scaled_h}x{scaled_w} scaled "
+                             "pixels; resize first (e.g. resize_small).")
+        top = int(rng.integers(0, scaled_h - ch + 1))
+        left = int(rng.integers(0, scaled_w - cw + 1))
+        if pixels.dtype != np.uint8 or pixels.shape[-1] != 3:
+            scaled = resize_pixels(pixels, scaled_h, scaled_w)
+            return {**example, k: crop_pixels(scaled, top, left, ch, cw)}
+        sy, sx = h / scaled_h, w / scaled_w
+        box = (left * sx, top * sy, (left + cw) * sx, (top + ch) * sy)
+        frames = pixels.reshape((-1, h, w, 3))
+        out = np.stack([np.asarray(Image.fromarray(f).resize((cw, ch), Image.BILINEAR, box=box))
+                        for f in frames])
+        return {**example, k: out.reshape(pixels.shape[:-3] + (ch, cw, 3))}
 
 
 @dataclasses.dataclass
