@@ -283,9 +283,11 @@ class ValueRange:
 
     def __call__(self, example: dict, rng: np.random.Generator) -> dict:
         k = pixel_key(example, self.key)
-        scale = np.float32((self.vmax - self.vmin) / (self.in_max - self.in_min))
+        scale = (self.vmax - self.vmin) / (self.in_max - self.in_min)
         pixels = example[k].astype(np.float32)
-        return {**example, k: (pixels - np.float32(self.in_min)) * scale + np.float32(self.vmin)}
+        pixels *= np.float32(scale)  # In place: no float temporaries of a whole video.
+        pixels += np.float32(self.vmin - self.in_min * scale)
+        return {**example, k: pixels}
 
 
 @PREPROCESS_OPS.register("normalize")
