@@ -170,15 +170,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     run = build(config, workdir)
     check_config_change(config, workdir, on_config_change)
     os.makedirs(workdir, exist_ok=True)
-    record_config(config, workdir, on_config_change)
     with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.activation_rules(run.rules)):
-        return _train(run, stop_at_step or config.total_steps)
+        return _train(run, stop_at_step or config.total_steps, on_config_change)
 
 
-def _train(run: Run, stop_at_step: int) -> Result:
+def _train(run: Run, stop_at_step: int, on_config_change: str = "warn") -> Result:
     config, mesh = run.config, run.mesh
     is_main = jax.process_index() == 0
-    writer = metrics_lib.MetricWriter(run.workdir, enabled=is_main, wandb=config.get("wandb"))
     checkpointer = checkpoint_lib.Checkpointer(
         run.workdir, config.checkpoint.max_to_keep, config.checkpoint.async_save)
 
@@ -207,6 +205,9 @@ def _train(run: Run, stop_at_step: int) -> Result:
 
             state = pretrained.init_state_from(state, state_shardings, config.init_from, tx.init)
         pending = first_local
+    # Only now, with the checkpoint (if any) known to fit, does this run claim the workdir.
+    record_config(config, run.workdir, on_config_change)
+    writer = metrics_lib.MetricWriter(run.workdir, enabled=is_main, wandb=config.get("wandb"))
 
     train_step = step_lib.make_train_step(run.model, run.loss_fn, tx, schedule,
                                           run.grad_accum_steps)
