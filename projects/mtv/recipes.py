@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs import trainer_defaults
-from configs.video_data import video_data
+from configs.video_data import video_training_config
 from projects.mtv.views import parse_views
 
 SOURCE = "MTV (Yan et al., CVPR 2022, arXiv 2201.04288)"
@@ -56,31 +55,16 @@ def model_group(size: str, num_classes: int, **extra) -> ml_collections.ConfigDi
 
 
 def paper_config(dataset: str, size: str, num_classes: int, reference: dict, *,
+                 source_note: str = "Kinetics-400 table (params, TFLOPs / 12 views)",
                  epochs: int = 30, batch_size: int = 64, lr: float = 0.1, stride: int = 2,
                  num_clips: int = 4, batch_preprocess: str = "") -> ml_collections.ConfigDict:
     """Returns the full training config of MTV-`size` on `dataset` (a TRAIN_SIZES key) with
-    the paper's recipe (module docstring) and `reference` (the paper's metrics; params and
-    GFLOPs per view are added from REFERENCE)."""
-    c = trainer_defaults.get_config()
-    c.batch_size = batch_size
-    steps_per_epoch = TRAIN_SIZES[dataset] // batch_size
-    c.total_steps = epochs * steps_per_epoch
-    c.log_every = 100
-    c.eval_every = 5 * steps_per_epoch
-    c.checkpoint_every = steps_per_epoch
-    c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
-    c.sharding.rules = "fsdp"
-
+    the paper's recipe (module docstring) and `reference` (the paper's metrics, whose source
+    `source_note` names; params and GFLOPs per view are added from REFERENCE)."""
+    c = video_training_config(train_size=TRAIN_SIZES[dataset], epochs=epochs,
+                              batch_size=batch_size, lr=lr, stride=stride, num_clips=num_clips,
+                              batch_preprocess=batch_preprocess)
     c.model = model_group(size, num_classes)
-    c.loss = ml_collections.ConfigDict({"name": "softmax_xent", "label_smoothing": 0.0})
-    c.optimizer.update(dict(name="sgd", lr=lr, weight_decay=0.0, grad_clip_norm=1.0))
-    c.optimizer.momentum = 0.9
-    c.schedule = ml_collections.ConfigDict(
-        {"name": "cosine", "warmup_steps": int(2.5 * steps_per_epoch)})
-    c.data = video_data(num_frames=32, stride=stride, crop=224, num_clips=num_clips,
-                        batch_preprocess=batch_preprocess)
-    c.evaluators = ml_collections.ConfigDict({"multiview_classification": {"data": "eval"}})
-
     # One image ViT per view (widest view first): set path to the largest view's ViT and
     # options.view_paths to the others, '' standing for `path` (see projects/mtv/init_adapter).
     c.init_from.adapter = "mtv"
@@ -89,6 +73,5 @@ def paper_config(dataset: str, size: str, num_classes: int, reference: dict, *,
 
     c.model_input = ml_collections.ConfigDict({"video": "float32[32,224,224,3]"})
     c.reference = ml_collections.ConfigDict(dict(
-        source=f"{SOURCE}; Kinetics-400 table (params, TFLOPs / 12 views)",
-        **REFERENCE[size], **reference))
+        source=f"{SOURCE}; {source_note}", **REFERENCE[size], **reference))
     return c

@@ -18,6 +18,5 @@ METRICS = {"B": dict(top1=83.8), "L": dict(top1=84.4)}
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns the Kinetics-600 config of MTV-`arg` (one of VARIANTS; None = "B")."""
     arg = arg or "B"
-    c = recipes.paper_config("kinetics600", arg, 600, dict(METRICS[arg], views="4x3"))
-    c.reference.source = f"{recipes.SOURCE}; top-1 from Scenic's MTV model zoo (K600)"
-    return c
+    return recipes.paper_config("kinetics600", arg, 600, dict(METRICS[arg], views="4x3"),
+                                source_note="top-1 from Scenic's MTV model zoo (K600)")

@@ -17,6 +17,5 @@ METRICS = {"B": dict(top1=73.5), "L": dict(top1=75.2)}
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns the Kinetics-700 config of MTV-`arg` (one of VARIANTS; None = "B")."""
     arg = arg or "B"
-    c = recipes.paper_config("kinetics700", arg, 700, dict(METRICS[arg], views="4x3"))
-    c.reference.source = f"{recipes.SOURCE}; top-1 from Scenic's MTV model zoo (K700)"
-    return c
+    return recipes.paper_config("kinetics700", arg, 700, dict(METRICS[arg], views="4x3"),
+                                source_note="top-1 from Scenic's MTV model zoo (K700)")
