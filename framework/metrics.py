@@ -10,6 +10,7 @@ import json
 import math
 import os
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -122,7 +123,7 @@ class WandbWriter:
             with open(id_path) as f:
                 run_id = f.read().strip()
         else:
-            run_id = wandb.util.generate_id()
+            run_id = uuid.uuid4().hex[:12]
             with open(id_path, "w") as f:
                 f.write(run_id + "\n")
         config_path = os.path.join(workdir, "config.json")

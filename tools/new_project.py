@@ -6,8 +6,9 @@ Copies projects/PROJECT to projects/NAME and, in the copy:
 - every registry name the project registers (`<REGISTRY>.register("name")`) is renamed, so
   both projects can be imported together: PROJECT in the name becomes NAME
   ("vivit_classification" -> "myvivit_classification"), other names get the prefix NAME_;
-  the names are replaced as whole words in every file (configs refer to them by name);
-- config files whose name holds PROJECT are renamed the same way;
+  the names are replaced where they stand quoted ("name") or as ops of a preprocess string
+  ("name(k=1)|other") in every file, as configs refer to them;
+- files under configs/ whose name holds PROJECT are renamed the same way;
 - a quoted "PROJECT" (e.g. `config.project = "PROJECT"`) becomes "NAME".
 Then it writes tests/test_project_NAME.py: a smoke test that imports the fork, checks its
 registry names, loads every config variant, and trains each tiny variant (VARIANTS entries
@@ -90,11 +91,12 @@ def fork(root: str, name: str, source: str) -> dict:
     names = {old: renamed(old, source, name) for _, old in registered_names(src_dir)}
     shutil.copytree(src_dir, dst_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     try:
-        files = _rename_files(dst_dir, source, name)
+        files = _rename_files(os.path.join(dst_dir, "configs"), source, name)
         replacements = [(re.compile(rf"\bprojects\.{source}\b"), f"projects.{name}"),
                         (re.compile(rf"\bprojects/{source}/"), f"projects/{name}/"),
                         (re.compile(rf"([\"']){source}\1"), rf"\g<1>{name}\g<1>")]
-        replacements += [(re.compile(rf"\b{re.escape(old)}\b"), new)
+        # A name stands quoted, or as an op of a preprocess string "op1(k=v)|op2".
+        replacements += [(re.compile(rf"(?<=[\"'`|]){re.escape(old)}(?=[\"'`|(])"), new)
                          for old, new in names.items()]
         replacements += [(re.compile(rf"\b{re.escape(old)}\.py\b"), f"{new}.py")
                          for old, new in files]
@@ -117,7 +119,8 @@ def fork(root: str, name: str, source: str) -> dict:
 
 
 def _rename_files(directory: str, source: str, name: str) -> list[tuple[str, str]]:
-    """Renames files whose stem holds `source`; returns [(old stem, new stem)]."""
+    """Renames the files under `directory` whose stem holds `source`; returns [(old stem,
+    new stem)]."""
     out = []
     for path in _text_files(directory):
         stem, ext = os.path.splitext(os.path.basename(path))

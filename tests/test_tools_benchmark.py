@@ -1,0 +1,103 @@
+"""tools.benchmark (with the optional timm comparison), framework.hardware, tools.model_table."""
+
+import json
+
+import pytest
+
+from framework import hardware
+from framework.registry import ConfigError
+from tools import benchmark, model_table
+
+TINY = "configs/synthetic_shapes_vit.py:test"
+B16 = "benchmarks/configs/synthetic_shapes_vit_b16.py"
+
+
+def _torch_and_timm_import():
+    try:
+        import timm  # noqa: F401
+        import torch  # noqa: F401
+        from timm.models.vision_transformer import VisionTransformer  # noqa: F401
+    except Exception:  # noqa: BLE001  (missing, or a torchvision that does not load)
+        return False
+    return True
+
+
+def test_peak_table_and_measured_cpu_peak():
+    assert hardware.known_peak_flops("TPU v4") == 275e12
+    assert hardware.known_peak_flops("TPU v5 lite") == 197e12
+    assert hardware.known_peak_flops("NVIDIA H100 80GB HBM3") == 989e12
+    assert hardware.known_peak_flops("NVIDIA A100-SXM4-40GB") == 312e12
+    assert hardware.known_peak_flops("Quantum 9000") is None
+    peak = hardware.measure_matmul_peak(size=256, repeats=3)
+    assert 1e8 < peak < 1e14  # FLOP/s of a CPU: between 0.1 GFLOP/s and 100 TFLOP/s.
+
+
+@pytest.mark.parametrize("compare", [False, True])
+def test_benchmark_end_to_end(tmp_path, capsys, compare):
+    if compare and not _torch_and_timm_import():
+        pytest.skip("torch + timm (optional extra 'compare') not importable")
+    argv = ["--config", TINY, f"--config.data.data_dir={tmp_path / 'data'}", "--steps", "2",
+            "--warmup", "1", "--input_batches", "2", "--json", "--out_dir", str(tmp_path)]
+    assert benchmark.main(argv + (["--compare"] if compare else [])) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["step_time_s"] > 0 and len(result["step_times_s"]) == 2
+    assert result["examples_per_sec"] == pytest.approx(16 / result["step_time_s"])
+    assert result["flops_per_step"] > 1e8  # Forward + backward of a 2-layer width-32 ViT.
+    assert result["peak_flops"] > 0 and result["peak_flops_source"].startswith("measured")
+    assert result["mfu"] == pytest.approx(
+        result["flops_per_step"] / result["step_time_s"] / result["peak_flops"])
+    assert 0 < result["mfu"] < 1
+    assert result["device"].startswith("cpu") and result["compile_time_s"] > 0
+    assert result["peak_memory_bytes"] > 1e6 and result["input_examples_per_sec"] > 0
+    saved = json.loads((tmp_path / "synthetic_shapes_vit_test-cpu.json").read_text())
+    assert saved["command"].startswith("python -m tools.benchmark --config " + TINY)
+    assert saved["step_time_s"] == result["step_time_s"]
+    markdown = (tmp_path / "synthetic_shapes_vit_test-cpu.md").read_text()
+    assert "| step ms |" in markdown and f"`{TINY}`" in markdown
+    if compare:
+        # The timm twin mirrors the model exactly: same parameter count, a finite loss.
+        assert result["timm"]["params"] == result["params"]
+        assert result["speedup_vs_timm"] > 0 and result["timm"]["final_loss"] > 0
+
+
+def test_benchmark_bad_input(tmp_path):
+    with pytest.raises(ConfigError, match="config.model.hidden_sise: unknown key"):
+        benchmark.main(["--config", TINY, "--config.model.hidden_sise=3",
+                        "--out_dir", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        benchmark.main(["--config", TINY, "--steps", "0"])
+    assert not list(tmp_path.iterdir())
+
+
+def test_timm_twin_refuses_what_it_cannot_mirror():
+    from tools import timm_compare
+
+    with pytest.raises(ValueError, match="pool_type='none'"):
+        timm_compare.timm_vit_kwargs({"name": "vit_classification", "pool_type": "none"},
+                                     (32, 32, 3))
+    kwargs = timm_compare.timm_vit_kwargs(
+        {"name": "vit_classification", "pool_type": "gap", "hidden_size": 64, "mlp_dim": 128,
+         "patch_size": (4, 4), "num_classes": 12}, (32, 32, 3))
+    assert kwargs["mlp_ratio"] == 2.0 and kwargs["global_pool"] == "avg"
+    assert kwargs["class_token"] is False and kwargs["img_size"] == (32, 32)
+
+
+def test_model_table_json_and_markdown(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TESSERA_DATA_DIR", str(tmp_path / "data"))
+    assert model_table.main([B16, "configs/synthetic_shapes_*.py", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["config"].split("/")[-1], r["arg"]) for r in rows] == [
+        ("synthetic_shapes_vit_b16.py", None), ("synthetic_shapes_vit.py", "default"),
+        ("synthetic_shapes_vit.py", "test")]
+    b16 = rows[0]
+    assert set(b16) == {"config", "arg", "params", "gflops_per_view", "ref_params",
+                        "ref_gflops"}
+    assert b16["params"] == 86_566_888  # ViT-B/16, 1000 classes, posemb over the patches.
+    assert b16["gflops_per_view"] == pytest.approx(b16["ref_gflops"], rel=0.01)
+    assert rows[1]["params"] > rows[2]["params"] and rows[1]["ref_params"] is None
+    assert model_table.main([B16]) == 0
+    table = capsys.readouterr().out
+    assert "| params (M) | paper (M) | ratio |" in table
+    assert f"| `{B16}` | 86.57 | 86.00 | 1.007 | 17.63 | 17.60 | 1.002 |" in table
+    with pytest.raises(FileNotFoundError, match="no config file matches"):
+        model_table.main(["configs/nothing_*.py"])
