@@ -17,7 +17,7 @@ import pytest
 
 from framework import checkpoint, guards, registry, sharding, trainer
 from framework import config as config_lib
-from framework.data import global_order, synthetic
+from framework.data import global_order, pipeline, synthetic
 from framework.registry import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,11 +73,11 @@ def nan_batch_at(monkeypatch):
     return install
 
 
-@pytest.mark.parametrize("bad_step", [3, 4])
 def test_nonfinite_loss_stops_naming_the_step_and_keeps_checkpoints(data_dir, tmp_path,
-                                                                     nan_batch_at, bad_step):
-    # Step 3 is caught one step late (the check does not stall the device); step 4 is a save
-    # step, checked before its state is written.
+                                                                     nan_batch_at):
+    # Step 3 is caught while step 4 runs (the check does not stall the device), before step
+    # 4's save.
+    bad_step = 3
     nan_batch_at(bad_step)
     workdir = tmp_path / "run"
     with pytest.raises(guards.NonFiniteError,
@@ -231,6 +231,25 @@ def test_truncated_records_are_skipped_and_counted(data_dir, tmp_path):
               if "train/skipped_records" in r]
     assert counts[-1] > 0
     assert counts == [float(sum(1 for s in expected if s <= step)) for step in range(3)]
+
+
+def test_skipped_count_with_worker_processes(data_dir):
+    config = _config(data_dir, *_truncated_data(), "data.on_corrupt=skip", "data.worker_count=2")
+    iterator = iter(pipeline.make_train_loader(config.data, 16, config.seed))
+    for _ in range(3):
+        next(iterator)
+    # Worker w reads global positions w, w + 2, w + 4, ...; batches alternate between workers,
+    # so after 3 batches worker 0 filled 2 batches and worker 1 one.
+    order = global_order.GlobalOrderSampler(512, 16, 0, 1, config.seed)
+    expected = 0
+    for worker, batches in ((0, 2), (1, 1)):
+        good, position = 0, worker
+        while good < 16 * batches:
+            bad = order[position].record_key in BAD_RECORDS
+            expected, good = expected + bad, good + (not bad)
+            position += 2
+    got = guards.skipped_records(iterator.get_state(), 3, 16, 0, 1)
+    assert got == expected > 0
 
 
 def test_truncated_record_is_an_error_by_default(data_dir, tmp_path):
