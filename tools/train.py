@@ -1,6 +1,9 @@
 """Train a config: `python -m tools.train --config FILE.py[:ARG] --workdir DIR [--config.KEY=V]`.
 
-Starting again with the same --workdir resumes from the latest checkpoint there.
+Starting again with the same --workdir resumes from the latest checkpoint there. SIGTERM saves
+a checkpoint after the current step and exits 0. Several processes: --coordinator,
+--num_processes and --process_id (or --distributed); tools/launch_local starts them on one
+machine. Exit status: 2 for a config error, 3 when a loss or gradient became NaN/Inf.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ def main(argv: list[str]) -> None:
     if FLAGS.cpu_devices:
         use_cpu_devices(FLAGS.cpu_devices)
     from framework import config as config_lib
-    from framework import trainer
+    from framework import guards, trainer
     from framework.registry import ConfigError
 
     logging.getLogger().setLevel(logging.INFO)
@@ -115,6 +118,9 @@ def main(argv: list[str]) -> None:
     except ConfigError as e:
         print(f"Config error: {e}", file=sys.stderr)
         sys.exit(2)
+    except guards.NonFiniteError as e:
+        print(f"Stopped: {e}", file=sys.stderr)
+        sys.exit(3)
 
 
 if __name__ == "__main__":
