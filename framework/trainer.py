@@ -168,7 +168,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     guards.NonFiniteError when a loss or gradient is NaN/Inf and config.on_nonfinite="stop".
     """
     run = build(config, workdir)
-    check_config_change(config, workdir, on_config_change)
+    if on_config_change != "warn":  # Refuse before anything starts; warnings come later.
+        check_config_change(config, workdir, on_config_change)
     os.makedirs(workdir, exist_ok=True)
     with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.activation_rules(run.rules)):
         return _train(run, stop_at_step or config.total_steps, on_config_change)
