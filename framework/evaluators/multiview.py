@@ -79,7 +79,12 @@ class MultiViewClassificationEvaluator(ClassificationEvaluator):
     """
 
     def _sums(self, params, batch: dict) -> dict[str, jax.Array]:
-        # The jitted step of the base class: here per-view scores rather than batch sums.
+        # The base class jits this as its step: here it returns the per-view scores.
+        return self._scores(params, batch)
+
+    def _scores(self, params, batch: dict) -> dict[str, jax.Array]:
+        """Returns per-view "scores" (B, C) softmax, "video_index", "label" and "mask" of a
+        global batch (subclasses with other heads override this)."""
         logits = self.model.apply({"params": params}, batch, train=False)
         return {"scores": jax.nn.softmax(logits.astype(jnp.float32), axis=-1),
                 "video_index": batch["video_index"], "label": batch[self.label_key],
