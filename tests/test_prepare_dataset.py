@@ -201,8 +201,18 @@ def test_image_text_from_csv_jsonl_and_tar_with_sentencepiece(tmp_path):
                                   "MediaError: caption missing in the tar"}]
     import sentencepiece
 
-    model = sentencepiece.SentencePieceProcessor(model_file=str(out / "sentencepiece_24.model"))
+    model_path = str(out / "sentencepiece_24.model")
+    model = sentencepiece.SentencePieceProcessor(model_file=model_path)
     assert model.decode(model.encode(captions[0])) == captions[0]
+    # Through the pipeline with the image-text helper's tokenize op and the trained model.
+    c = ml_collections.ConfigDict({"data_dir": None, "worker_count": 0, "train": {
+        "name": "array_record", "path": str(out), "split": "train",
+        "preprocess": "decode_image|resize(16)|value_range(-1, 1)|"
+                      f"tokenize(12, model={model_path!r}, inkey='caption')"}})
+    batch = next(iter(pipeline.make_train_loader(c, 4, 0)))
+    assert set(batch) == {"image", "text"}  # caption and key (str) are dropped
+    assert batch["image"].shape == (4, 16, 16, 3) and batch["text"].shape == (4, 12)
+    assert batch["text"].dtype == np.int32 and (batch["text"] > 0).any()
 
 
 def test_existing_output_is_never_replaced_silently(image_dir, tmp_path, capsys):

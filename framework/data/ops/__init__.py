@@ -49,6 +49,9 @@ eval (4 clips x 3 crops = 12 views per video, with evaluator "multiview_classifi
   "value_range(-1, 1)"
 ImageNet: "decode_image|inception_crop(224)|flip_lr|randaugment(2, 15)|value_range(-1, 1)"
 and "decode_image|resize_small(256)|center_crop(224)|value_range(-1, 1)".
+Image-text records ("image" bytes, "caption" str): "decode_image|resize(224)|value_range(-1, 1)|
+tokenize(64, model='DIR/sentencepiece_32000.model', inkey='caption')" (tokenize: the image-text
+ops in framework/data/tokenizers.py).
 """
 
 from framework.data.ops import batch, image, spatial, video  # noqa: F401  (register ops)
