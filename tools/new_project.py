@@ -11,9 +11,9 @@ Copies projects/PROJECT to projects/NAME and, in the copy:
 - files under configs/ whose name holds PROJECT are renamed the same way;
 - a quoted "PROJECT" (e.g. `config.project = "PROJECT"`) becomes "NAME".
 Then it writes tests/test_project_NAME.py: a smoke test that imports the fork, checks its
-registry names, loads every config variant, and trains each tiny variant (VARIANTS entries
-named "tiny" or "test") for 2 steps, with its evaluators and a checkpoint. Nothing existing
-is overwritten.
+registry names, loads every config variant, and trains one tiny variant of each config
+file (its VARIANTS entry "test", else "tiny") for 2 steps, with its evaluators and a
+checkpoint. Nothing existing is overwritten.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import shutil
 import sys
 
 REGISTER = re.compile(r"\b([A-Z_]+)\.register\(\s*[\"']([A-Za-z0-9_]+)[\"']")
-TINY_VARIANTS = ("tiny", "test")
+TINY_VARIANTS = ("test", "tiny")  # In order of preference: one per config file.
 TEXT_SUFFIXES = (".py", ".md", ".txt", ".json", ".yaml", ".yml", ".cfg", ".toml")
 
 
@@ -110,7 +110,7 @@ def fork(root: str, name: str, source: str) -> dict:
         tiny = tiny_configs(root, name)
         registered = [(kind, old, names[old]) for kind, old in registered_names(src_dir)]
         with open(test_path(root, name), "w") as f:
-            f.write(smoke_test(name, source, [(k, new) for k, _, new in registered]))
+            f.write(smoke_test(name, source, [(k, new) for k, _, new in registered], tiny))
     except BaseException:
         shutil.rmtree(dst_dir, ignore_errors=True)
         raise
@@ -132,14 +132,17 @@ def _rename_files(directory: str, source: str, name: str) -> list[tuple[str, str
 
 
 def tiny_configs(root: str, name: str) -> list[tuple[str, str]]:
-    """Returns [(config path relative to `root`, variant)] of the project's tiny variants,
-    read from each config file's module-level `VARIANTS = (...)` literal (not imported)."""
+    """Returns [(config path relative to `root`, variant)]: for each config file of the
+    project, its first VARIANTS entry in TINY_VARIANTS, read from the file's module-level
+    `VARIANTS = (...)` literal (the file is not imported)."""
     configs = os.path.join(root, "projects", name, "configs")
     out = []
     for path in _text_files(configs) if os.path.isdir(configs) else []:
         if path.endswith(".py"):
-            out += [(os.path.relpath(path, root), v) for v in _variants(path)
-                    if v in TINY_VARIANTS]
+            variants = _variants(path)
+            tiny = [v for v in TINY_VARIANTS if v in variants]
+            if tiny:
+                out.append((os.path.relpath(path, root), tiny[0]))
     return out
 
 
@@ -158,8 +161,8 @@ def _variants(path: str) -> tuple:
 
 SMOKE_TEST = '''"""Smoke test of projects/{name}, a fork of projects/{source} by tools.new_project.
 
-Imports the project, checks its registry names, loads every config variant, and trains each
-tiny variant (VARIANTS entries named {tiny}) for 2 steps.
+Imports the project, checks its registry names, loads every config variant, and trains one
+tiny variant of each config file (its VARIANTS entry {tiny}) for 2 steps.
 """
 
 import glob
@@ -184,7 +187,7 @@ def _specs():
 
 
 SPECS = list(_specs())
-TINY = [s for s in SPECS if s.rpartition(":")[2] in {tiny!r}]
+TINY = [{tiny_specs}]
 
 
 def test_registers_its_names():
@@ -203,7 +206,7 @@ def test_config_loads(spec):
 
 @pytest.mark.parametrize("spec", TINY)
 def test_tiny_config_trains(spec, tmp_path):
-    config = config_lib.load_config(spec, ["checkpoint.async_save=false"])
+    config = config_lib.load_config(os.path.join(ROOT, spec), ["checkpoint.async_save=false"])
     config.total_steps = 2  # A smoke test: the step, evaluators and checkpoint all run once.
     config.schedule.warmup_steps = min(config.schedule.get("warmup_steps", 0), 1)
     result = trainer.train_and_evaluate(config, str(tmp_path / "workdir"))
@@ -213,10 +216,13 @@ def test_tiny_config_trains(spec, tmp_path):
 '''
 
 
-def smoke_test(name: str, source: str, registered: list[tuple[str, str]]) -> str:
-    """Returns the text of tests/test_project_NAME.py."""
+def smoke_test(name: str, source: str, registered: list[tuple[str, str]],
+               tiny: list[tuple[str, str]]) -> str:
+    """Returns the text of tests/test_project_NAME.py; `tiny` as from tiny_configs."""
     return SMOKE_TEST.format(name=name, source=source, registered=registered,
-                             tiny=TINY_VARIANTS)
+                             tiny=" else ".join(map(repr, TINY_VARIANTS)),
+                             tiny_specs="".join(f"\n    {f'{path}:{arg}'!r}," for path, arg in tiny)
+                             + ("\n" if tiny else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
