@@ -120,9 +120,11 @@ def convert_split(out_dir: str, split: str, kind: str, items: list[dict], params
     except BaseException:
         progress.close()
         finished = sum(m is not None for m in markers)
-        stream.write(f"{split}: stopped in shard {current} of {num_shards} (inputs "
-                     f"{bounds[current]}..{bounds[current + 1] - 1}); {finished} finished "
-                     "shards are kept. Run the same command again to resume.\n")
+        where = ("before the first shard" if current is None else
+                 f"in shard {current} of {num_shards} (inputs {bounds[current]}.."
+                 f"{bounds[current + 1] - 1})")
+        stream.write(f"{split}: stopped {where}; {finished} finished shards are kept. Run "
+                     "the same command again to resume.\n")
         raise
     finally:
         if pool:
