@@ -10,7 +10,7 @@ import pytest
 from framework import config as config_lib
 from framework import flops, registry, trainer
 from framework.layers.factorized import factorized_dot_product_attention
-from framework.models.vivit import VARIANTS, ViViT
+from framework.models.vivit import VARIANTS, ViViT, sample_frames_uniformly
 
 K400 = "projects/vivit/configs/kinetics400_vivit.py"
 TINY = "projects/vivit/configs/synthetic_motion_vivit.py:test"
@@ -52,6 +52,17 @@ def test_token_pooling_rejected_for_factorised_attention():
                   hidden_size=8, depth=1, num_heads=2)
     with pytest.raises(ValueError, match="pool_type='gap'"):
         model.init(jax.random.key(0), jnp.zeros((1, 4, 8, 8, 3)))
+
+
+def test_uniform_frame_sampling_takes_evenly_spaced_frames():
+    video = np.broadcast_to(np.arange(8.0)[None, :, None, None, None], (2, 8, 4, 4, 3))
+    np.testing.assert_array_equal(sample_frames_uniformly(video, 4)[0, :, 0, 0, 0], [0, 2, 4, 6])
+    model = ViViT(variant="factorised_encoder", num_sampled_frames=3, patch_size=(1, 4, 4),
+                  hidden_size=8, depth=1, mlp_dim=16, num_heads=2, temporal_depth=1)
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 8, 3))))
+    assert variables["params"]["temporal_pos_embedding"].value.shape == (1, 3, 8)
+    with pytest.raises(ValueError, match="num_sampled_frames=9"):
+        sample_frames_uniformly(video, 9)
 
 
 def test_four_variants_train_on_sharded_mesh(tmp_path):
