@@ -11,8 +11,7 @@ tanh approximation, timm's the exact one; both cost the same.
 from __future__ import annotations
 
 import os
-import statistics
-import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,10 +53,12 @@ def timm_vit_kwargs(model_config: Any, image_shape: tuple[int, ...]) -> dict:
     )
 
 
-def time_timm_train_step(config: Any, batch: dict, steps: int, warmup: int) -> dict:
-    """Trains timm's twin of `config.model` on `batch` (numpy, "image" (B, H, W, C) and
-    "label" (B,) or (B, C)) for `warmup` + `steps` steps; returns {step_time_s (median),
-    step_times_s, examples_per_sec, params, final_loss, torch, timm, threads, cpu_count}.
+def prepare_timm_train_step(config: Any, batch: dict) -> tuple[Callable[[], float], dict]:
+    """Builds timm's twin of `config.model` and its AdamW train step on `batch` (numpy,
+    "image" (B, H, W, C) and "label" (B,) or (B, C)).
+
+    Returns (run_step, info): run_step() trains one step and returns the loss; info holds
+    params, torch and timm versions, threads and cpu_count.
     """
     import timm
     import torch
@@ -82,7 +83,7 @@ def time_timm_train_step(config: Any, batch: dict, steps: int, warmup: int) -> d
     autocast = torch.autocast("cpu", dtype=torch.bfloat16,
                               enabled=str(config.model.get("dtype")) == "bfloat16")
 
-    def step() -> float:
+    def run_step() -> float:
         optimizer.zero_grad(set_to_none=True)
         with autocast:
             logits = net(images)
@@ -94,19 +95,8 @@ def time_timm_train_step(config: Any, batch: dict, steps: int, warmup: int) -> d
         optimizer.step()
         return float(loss.detach())
 
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        loss = step()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    step_time = statistics.median(times)
-    return {
-        "step_time_s": step_time,
-        "step_times_s": times,
-        "examples_per_sec": len(targets) / step_time,
+    return run_step, {
         "params": int(sum(p.numel() for p in net.parameters())),
-        "final_loss": loss,
         "torch": torch.__version__,
         "timm": timm.__version__,
         "threads": torch.get_num_threads(),
