@@ -69,7 +69,7 @@ def decode_video(path: str, *, fps: float = 0.0, short_side: int = 0, quality: i
                     continue
                 if end is not None and frame.time >= end - 1e-6:
                     break
-                sampler.add(frame.time - start, frame.to_image())
+                sampler.add(frame.time - start, frame)
     except MediaError:
         raise
     except (av.FFmpegError, OSError, ValueError, IndexError) as e:
@@ -85,37 +85,38 @@ def decode_video(path: str, *, fps: float = 0.0, short_side: int = 0, quality: i
 
 
 class _FrameSampler:
-    """Streams decoded frames; keeps each one (fps = 0) or, for each target time k / fps,
-    the frame nearest to it, holding only the previous frame in memory."""
+    """Streams decoded frames (av.VideoFrame); keeps each one (fps = 0) or, for each target
+    time k / fps, the frame nearest to it, holding only the previous frame in memory. Only
+    kept frames are converted to RGB, resized and JPEG-encoded."""
 
     def __init__(self, fps: float, short_side: int, quality: int):
         self.fps, self.short_side, self.quality = fps, short_side, quality
         self.frames: list[bytes] = []
         self.times: list[float] = []
-        self.last: tuple[float, Image.Image] | None = None
+        self.last: tuple[float, av.VideoFrame] | None = None
         self._last_jpeg: tuple[float, bytes] | None = None
         self._next = 0
 
-    def _emit(self, time: float, image: Image.Image) -> None:
+    def _emit(self, time: float, frame: av.VideoFrame) -> None:
         if self._last_jpeg is None or self._last_jpeg[0] != time:
-            self._last_jpeg = (time, encode_jpeg(resized(image, self.short_side),
+            self._last_jpeg = (time, encode_jpeg(resized(frame.to_image(), self.short_side),
                                                  self.quality))
         self.frames.append(self._last_jpeg[1])
         self.times.append(time)
 
-    def add(self, time: float, image: Image.Image) -> None:
-        """Takes the next frame (seconds from the clip start, PIL image)."""
+    def add(self, time: float, frame: av.VideoFrame) -> None:
+        """Takes the next frame (seconds from the clip start, decoded frame)."""
         if self.fps <= 0:
-            self._emit(time, image)
+            self._emit(time, frame)
         else:
             while self._next / self.fps <= time + 1e-9:
                 target = self._next / self.fps
                 if self.last is not None and target - self.last[0] < time - target:
                     self._emit(*self.last)
                 else:
-                    self._emit(time, image)
+                    self._emit(time, frame)
                 self._next += 1
-        self.last = (time, image)
+        self.last = (time, frame)
 
     def finish(self, duration: float) -> None:
         """Fills the target times after the last frame and before `duration` with it."""
