@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,19 +26,20 @@ def on_nonfinite(config: Any) -> str:
     return value
 
 
-def raise_if_nonfinite(step: int, metrics: dict, checkpoint_note: str) -> None:
+def raise_if_nonfinite(step: int, metrics: dict, checkpoint_note: Callable[[], str]) -> None:
     """Raises NonFiniteError when the step metrics say the update of `step` was not finite.
 
-    `metrics` holds host scalars `loss`, `grad_norm` and `nonfinite` (1.0 when the loss or
+    `metrics` holds scalars `loss`, `grad_norm` and `nonfinite` (1.0 when the loss or
     gradient had a NaN or Inf; the step then left params and optimizer state unchanged).
-    `checkpoint_note` says what happened to the checkpoints, for the message.
+    `checkpoint_note()` says what happened to the checkpoints, for the message (called only
+    when raising).
     """
     if not float(metrics["nonfinite"]):
         return
     raise NonFiniteError(
         f"step {step}: the loss ({float(metrics['loss'])}) or the gradient (global norm "
         f"{float(metrics['grad_norm'])}) is NaN or Inf; training stopped and the state after "
-        f"this step was not saved. {checkpoint_note} Lower config.optimizer.lr or set "
+        f"this step was not saved. {checkpoint_note()} Lower config.optimizer.lr or set "
         "config.optimizer.grad_clip_norm, check the data, or set config.on_nonfinite='skip' "
         "to skip such updates.")
 

@@ -236,6 +236,11 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn") -> Resul
     end = min(stop_at_step, config.total_steps)
     preempted = False
     unchecked = None  # (step, metrics) whose finiteness is checked once the next step runs.
+
+    def checkpoint_note() -> str:
+        checkpointer.wait()  # A save in flight is of a good state; let it commit first.
+        return _checkpoint_note(checkpointer)
+
     try:
         with preemption.PreemptionWatch() as watch:
             for step in range(start + 1, end + 1):
@@ -243,7 +248,7 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn") -> Resul
                 pending = None
                 state, step_metrics = compiled(state, sharding_lib.shard_batch(local, mesh))
                 if stop_on_nonfinite and unchecked is not None:
-                    guards.raise_if_nonfinite(*unchecked, _checkpoint_note(checkpointer))
+                    guards.raise_if_nonfinite(*unchecked, checkpoint_note)
                 unchecked = (step, step_metrics)
                 window.append(step_metrics)
                 preempted = watch.should_stop(step) and step < end
@@ -263,7 +268,7 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn") -> Resul
                 evaluate = ((config.eval_every and step % config.eval_every == 0)
                             or step == config.total_steps)
                 if stop_on_nonfinite and (save or evaluate):
-                    guards.raise_if_nonfinite(*unchecked, _checkpoint_note(checkpointer))
+                    guards.raise_if_nonfinite(*unchecked, checkpoint_note)
                 if evaluate:
                     last.update(_evaluate(run, state.params, step, writer))
                 if save:
@@ -273,7 +278,7 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn") -> Resul
                                 "step resumes the run.", step)
                     break
             if stop_on_nonfinite and unchecked is not None:
-                guards.raise_if_nonfinite(*unchecked, _checkpoint_note(checkpointer))
+                guards.raise_if_nonfinite(*unchecked, checkpoint_note)
     finally:
         checkpointer.close()  # Saves in flight (of good states) are committed first.
         writer.close()
