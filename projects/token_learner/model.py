@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from framework import registry
 from framework.layers import Encoder, EncoderBlock, PatchEmbedding, layer_norm, position_embedding
+from framework.layers.heads import classifier_head
 from projects.token_learner.modules import TOKEN_LEARNERS, TokenFuser
 
 Dtype = Any
@@ -187,14 +188,8 @@ class TokenLearnerClassifier(nn.Module):
             dtype=dtype, param_dtype=param_dtype,
             attention_implementation=self.attention_implementation, name="Transformer",
         )(x, groups, group_grid, deterministic=not train)
-        x = jnp.mean(x, axis=1)
-        init = nn.initializers
-        kernel_init = init.zeros if self.head_zeroinit else init.lecun_normal()
-        return nn.Dense(
-            self.num_classes, dtype=jnp.float32, param_dtype=param_dtype,
-            kernel_init=nn.with_logical_partitioning(kernel_init, ("embed", "classes")),
-            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("classes",)),
-            name="head")(x.astype(jnp.float32))
+        return classifier_head(jnp.mean(x, axis=1), {}, num_classes=self.num_classes,
+                               head_zeroinit=self.head_zeroinit, param_dtype=param_dtype)
 
     def _pixels(self, batch: dict[str, jax.Array]) -> jax.Array:
         key = "video" if "video" in batch else "image"

@@ -10,6 +10,9 @@ Variants (VARIANTS); "NatM" = N learned tokens per temporal slice after layer M:
                       4076 GFLOPs per view, 460M params.
 After the TokenLearner the encoder sees 16 temporal slices x 16 tokens = 256 tokens.
 
+Training: the shared ViViT / MTV video recipe (configs/video_data.py: SGD momentum 0.9, lr
+0.1, cosine after 2.5 warm-up epochs, 30 epochs at batch 64; 32 frames at stride 2, 224
+crops; 4 clips x 3 crops at test) on Kinetics-400 prepared by tools/prepare_dataset.py.
 Pre-training on JFT-300M cannot be redone here: set config.init_from.path to a pretrained
 ViT-L/16 (or a ViViT-L); the default adapter inflates the patch kernel and resizes the
 position embedding. Extra layers (beyond 24) and the TokenLearner start at their init.
@@ -17,7 +20,7 @@ position embedding. Extra layers (beyond 24) and the TokenLearner start at their
 
 import ml_collections
 
-from configs import trainer_defaults
+from configs import video_data
 from projects.token_learner import recipes
 
 VARIANTS = ("ViViT-L/16x2", "16at12-L/16x2", "16at18-L/10x2")
@@ -37,27 +40,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     "16at12-L/16x2")."""
     arg = arg or "16at12-L/16x2"
     patch, depth, loc, gflops, extra = SETTINGS[arg]
-    c = trainer_defaults.get_config()
-    c.batch_size = 64
-    epochs = 30
-    steps_per_epoch = recipes.KINETICS400_TRAIN_SIZE // c.batch_size
-    c.total_steps = epochs * steps_per_epoch
-    c.log_every = 100
-    c.eval_every = 5 * steps_per_epoch
-    c.checkpoint_every = steps_per_epoch
-    c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
-    c.sharding.rules = "fsdp"
+    c = video_data.video_training_config(
+        train_size=recipes.KINETICS400_TRAIN_SIZE, epochs=30, batch_size=64, lr=0.1)
+    for split in (c.data.train, c.data.eval):
+        split.update(dict(name="array_record", path=recipes.KINETICS400_PATH))
 
     c.model = recipes.model_group("L", 400, patch, tokenlearner_loc=loc, num_tokens=16,
                                   depth=depth)
-    c.loss = ml_collections.ConfigDict({"name": "softmax_xent", "label_smoothing": 0.0})
-    c.optimizer.update(dict(name="sgd", lr=0.1, weight_decay=0.0, grad_clip_norm=1.0))
-    c.optimizer.momentum = 0.9
-    c.schedule = ml_collections.ConfigDict(
-        {"name": "cosine", "warmup_steps": int(2.5 * steps_per_epoch)})
-
-    c.data = recipes.kinetics_data(num_frames=32, stride=2, crop=224)
-    c.evaluators = ml_collections.ConfigDict({"multiview_classification": {"data": "eval"}})
     c.init_from.dont_load = ("^head/",)
 
     c.model_input = ml_collections.ConfigDict({"video": "float32[32,224,224,3]"})
