@@ -153,9 +153,12 @@ def make_eval_batches(data_config: Any, global_batch_size: int, *,
     """Returns a function that starts one full, unshuffled pass over `data_config.eval`.
 
     Each call returns a fresh iterator of dicts of numpy arrays with leading dim
-    B = global_batch_size // process_count, plus 'mask' bool (B,) that is False on padding.
-    Every record is yielded exactly once over all processes; every process yields
-    ceil(num_examples / global_batch_size) batches, so collectives stay in step.
+    B = global_batch_size // process_count, plus 'mask' bool (B,) that is False on padding,
+    and int32 'video_index' (the record; -1 on padding) and 'view_index'. Every record is
+    yielded exactly once over all processes, as V consecutive views when the eval preprocess
+    makes V views (V = 1 otherwise); every process yields
+    ceil(ceil(num_examples / process_count) * V / B) batches, so collectives stay in step
+    (for V = 1 that is ceil(num_examples / global_batch_size)).
     """
     process_index, process_count = _process(process_index, process_count)
     batch = local_batch_size(global_batch_size, process_count, batch_key)
