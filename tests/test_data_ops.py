@@ -124,6 +124,13 @@ def test_scale_jitter_crop_matches_scale_jitter_then_random_crop():
     assert floats.shape == (40, 40, 3) and floats.dtype == np.float32
 
 
+def test_keep_and_drop():
+    example = {"image": np.zeros((2, 2, 3)), "label": np.int32(1), "extra": np.ones(3),
+               "view_index": np.int32(0)}
+    assert set(run("keep(('image', 'label'))", example)) == {"image", "label", "view_index"}
+    assert set(run("drop(('extra',))", example)) == {"image", "label", "view_index"}
+
+
 def test_value_range_and_normalize():
     pixels = np.array([[[0, 128, 255]]], np.uint8)
     np.testing.assert_allclose(run("value_range(-1, 1)", {"image": pixels})["image"],
