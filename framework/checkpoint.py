@@ -31,19 +31,24 @@ log = logging.getLogger(__name__)
 class Checkpointer:
     """Saves and restores TrainState + data-iterator state + metadata under a workdir."""
 
-    def __init__(self, workdir: str, max_to_keep: int | None = 3, async_save: bool = True):
+    def __init__(self, workdir: str, max_to_keep: int | None = 3, async_save: bool = True,
+                 read_only: bool = False):
         """Opens (creating if needed) WORKDIR/checkpoints with the given retention.
 
         Interrupted saves and checkpoints with an incomplete commit are reported (warnings)
-        and set aside first; see the module docstring.
+        and set aside first; see the module docstring. With `read_only` (tools reading the
+        checkpoints of a run that may still be training), nothing is created, set aside,
+        cleaned up or saved.
         """
         self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-        set_aside_incomplete(self.directory)
+        if not read_only:
+            set_aside_incomplete(self.directory)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,
-            create=True,
-            cleanup_tmp_directories=True,
+            create=not read_only,
+            cleanup_tmp_directories=not read_only,
             enable_async_checkpointing=async_save,
+            read_only=read_only,
         )
         self.manager = ocp.CheckpointManager(
             self.directory, item_names=("state", "data", "meta"), options=options)
