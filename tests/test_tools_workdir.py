@@ -42,7 +42,11 @@ def _eval_json(capsys, *argv):
 def test_eval_reproduces_the_runs_final_eval(run, capsys):
     workdir, _ = run
     expected = _final_eval(workdir)
+    in_flight = workdir / "checkpoints" / "15.orbax-checkpoint-tmp-1234567"
+    in_flight.mkdir()  # As if the run were still training and saving step 15.
     got = _eval_json(capsys, "--workdir", workdir)
+    assert in_flight.is_dir()  # tools.eval reads; it never cleans up a running job's saves.
+    in_flight.rmdir()
     assert got["step"] == 10
     for key in ("eval/classification/top1", "eval/classification/loss"):
         assert got[key] == pytest.approx(expected[key], rel=1e-6)

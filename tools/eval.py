@@ -80,10 +80,16 @@ def evaluate(workdir: str, eval_config: Any | None = None, step: int | None = No
     """
     from framework import checkpoint as checkpoint_lib
     from framework import state_spec, trainer
+    from framework.registry import ConfigError
 
     train_config = run_config(workdir, train_overrides)
     config = eval_config if eval_config is not None else train_config
-    checkpointer = checkpoint_lib.Checkpointer(workdir, max_to_keep=None, async_save=False)
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise ConfigError(f"no checkpoint in {workdir}/checkpoints; train first "
+                          "(python -m tools.train --config ... --workdir ...).")
+    # Read-only: a run still training in `workdir` keeps its in-flight saves.
+    checkpointer = checkpoint_lib.Checkpointer(workdir, max_to_keep=None, async_save=False,
+                                               read_only=True)
     try:
         step = pick_step(checkpointer, step)
         run = trainer.build(config, workdir)
