@@ -11,7 +11,8 @@ a table for TPUs and GPUs, a measured matmul peak on CPU). The input pipeline's 
 measured separately (framework.data) so a slow pipeline shows beside a fast step.
 
 `--compare` also trains the same ViT in timm/PyTorch on the same batch and machine (needs
-the optional extra: torch, timm) and reports the ratio. Results go to stdout (a Markdown
+the optional extra: torch, timm), the two taking turns step by step so that other load on
+the machine slows both alike, and reports the ratio. Results go to stdout (a Markdown
 line, or one JSON object with --json) and, unless `--out_dir ''`, to
 OUT_DIR/<config>[_<arg>]-<platform>.json and .md with the command that produced them.
 """
