@@ -53,17 +53,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model_input = ml_collections.ConfigDict({"video": "float32[8,32,32,3]"})
 
     if arg == "test":
-        c.total_steps = 6
+        c.total_steps = 4
         c.batch_size = 16
-        c.log_every = 3
+        c.log_every = 2
         c.eval_every = 0
         c.checkpoint_every = 0
         c.schedule.warmup_steps = 2
         c.model.hidden_size = 16
         c.model.mlp_dim = 32
+        c.model.depth = 1
         c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
         c.sharding.rules = "fsdp"
         for split in ("train", "eval"):
-            c.data[split].num_train = 256
+            c.data[split].num_train = 128
             c.data[split].num_eval = 64
     return c
