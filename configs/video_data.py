@@ -20,38 +20,48 @@ RECORDS_DATASET = "array_records"
 
 def video_data(num_frames: int = 32, stride: int = 2, crop: int = 224, num_clips: int = 4,
                name: str = RECORDS_DATASET, eval_split: str = "validation",
-               batch_preprocess: str = "") -> ml_collections.ConfigDict:
+               batch_preprocess: str = "", path: str = "", min_resize: int = 256,
+               train_augment: str = "", num_crops: int = 3,
+               label_ops: str = "") -> ml_collections.ConfigDict:
     """Returns config.data with `train` and `eval` entries for a prepared video dataset.
 
-    Train: "sample_frames|decode_frames|resize_small(256)|scale_jitter|random_crop|flip_lr|
-    value_range(-1, 1)"; eval: `num_clips` clips x three_crop(crop) views per video.
-    `batch_preprocess` (e.g. "mixup(alpha=0.2)") is set on the train split when given.
+    Train: "sample_frames|decode_frames|resize_small(min_resize)|scale_jitter|random_crop|
+    flip_lr|<train_augment>|value_range(-1, 1)"; eval: `num_clips` clips x three_crop(crop)
+    views per video (num_crops=1: center_crop). `batch_preprocess` (e.g. "mixup(alpha=0.2)")
+    is set on the train split when given; `path` (the prepared dataset, for the
+    `array_record` dataset) on both splits; `label_ops` (ops on the labels, e.g.
+    "verb_noun_targets(97, 300)") run first in training.
     """
     data = ml_collections.ConfigDict()
+    label_ops = f"{label_ops}|" if label_ops else ""
+    train_augment = f"{train_augment}|" if train_augment else ""
     data.train = ml_collections.ConfigDict(dict(
         name=name, split="train",
-        preprocess=(f"sample_frames({num_frames}, stride={stride})|decode_frames|"
-                    f"resize_small(256)|scale_jitter(0.9, 1.33)|random_crop({crop})|flip_lr|"
-                    "value_range(-1, 1)")))
+        preprocess=(f"{label_ops}sample_frames({num_frames}, stride={stride})|decode_frames|"
+                    f"resize_small({min_resize})|scale_jitter(0.9, 1.33)|random_crop({crop})|"
+                    f"flip_lr|{train_augment}value_range(-1, 1)")))
     if batch_preprocess:
         data.train.batch_preprocess = batch_preprocess
+    crops = f"three_crop({crop})" if num_crops == 3 else f"center_crop({crop})"
     data.eval = ml_collections.ConfigDict(dict(
         name=name, split=eval_split,
         preprocess=(f"sample_clips({num_frames}, stride={stride}, num_clips={num_clips})|"
-                    f"decode_frames|resize_small({crop})|three_crop({crop})|"
-                    "value_range(-1, 1)")))
+                    f"decode_frames|resize_small({crop})|{crops}|value_range(-1, 1)")))
+    if path:
+        data.train.path = data.eval.path = path
     return data
 
 
 def video_training_config(*, train_size: int, epochs: int, batch_size: int, lr: float,
                           num_frames: int = 32, stride: int = 2, crop: int = 224,
                           num_clips: int = 4, batch_preprocess: str = "",
-                          label_smoothing: float = 0.0) -> ml_collections.ConfigDict:
+                          label_smoothing: float = 0.0,
+                          **data_kwargs) -> ml_collections.ConfigDict:
     """Returns a full trainer config (model left empty) for video classification:
     `epochs` over `train_size` videos at `batch_size`, SGD momentum 0.9 at peak `lr` with
     cosine decay after 2.5 warm-up epochs, clipping at 1, FSDP over all devices, evaluation
-    every 5 epochs and a checkpoint every epoch, data from `video_data`, evaluator
-    "multiview_classification"."""
+    every 5 epochs and a checkpoint every epoch, data from `video_data` (`data_kwargs`: its
+    other keyword arguments), evaluator "multiview_classification"."""
     c = trainer_defaults.get_config()
     c.batch_size = batch_size
     steps_per_epoch = train_size // batch_size
@@ -68,6 +78,6 @@ def video_training_config(*, train_size: int, epochs: int, batch_size: int, lr: 
     c.schedule = ml_collections.ConfigDict(
         {"name": "cosine", "warmup_steps": int(2.5 * steps_per_epoch)})
     c.data = video_data(num_frames=num_frames, stride=stride, crop=crop, num_clips=num_clips,
-                        batch_preprocess=batch_preprocess)
+                        batch_preprocess=batch_preprocess, **data_kwargs)
     c.evaluators = ml_collections.ConfigDict({"multiview_classification": {"data": "eval"}})
     return c
