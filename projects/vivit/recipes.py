@@ -1,17 +1,18 @@
-"""Config pieces shared by the ViViT configs (model groups, video data, the paper recipe).
+"""Config pieces shared by the ViViT configs: model groups and the paper recipe.
 
 Training recipe of the paper's Kinetics / SSv2 / Epic-Kitchens runs (Arnab et al. 2021,
-Sec. 4.1 and appendix; the values of Scenic's projects/vivit configs): synchronous SGD with
-momentum 0.9, cosine learning-rate decay after 2.5 epochs of linear warm-up, batch 64,
-gradient clipping at global norm 1, no weight decay, initialised from an ImageNet-21K ViT;
-train clips with scale jitter 0.9-1.33 and random crops; test with clips x crops views.
+Sec. 4.1 and appendix; the values of Scenic's projects/vivit configs), which is the shared
+configs/video_data recipe: synchronous SGD with momentum 0.9, cosine learning-rate decay
+after 2.5 epochs of linear warm-up, batch 64, gradient clipping at global norm 1, no weight
+decay; train clips with scale jitter 0.9-1.33 and random crops; test with clips x crops
+views; initialised from an ImageNet-21K ViT.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from configs import trainer_defaults
+from configs import video_data
 from configs.model_sizes import vit_config
 
 # Short names used in VARIANTS -> ViViT variants (framework.models.vivit.VARIANTS).
@@ -40,61 +41,21 @@ def model_group(size: str, model: str, num_classes: int, *, patch: tuple = (2, 1
         pool_type=pool, stochastic_depth=stochastic_depth, dtype="float32", **extra))
 
 
-def video_data(path: str, *, num_frames: int, stride: int, crop: int, min_resize: int,
-               num_clips: int, num_crops: int, randaugment: tuple | None = None,
-               mixup: float = 0.0, eval_split: str = "validation",
-               label_op: str = "") -> ml_collections.ConfigDict:
-    """Returns config.data for an `array_record` video dataset prepared at `path`.
-
-    Train: a random window of `num_frames` frames `stride` apart, short side resized to
-    `min_resize`, scale jitter 0.9-1.33, a random `crop`, flip, optional RandAugment
-    (num_layers, magnitude) on the frames and batch mixup(alpha). Eval: `num_clips` clips x
-    `num_crops` crops (1 = centre crop) per video for a multi-view evaluator. `label_op` is
-    a per-example op inserted before the pixels (e.g. Epic-Kitchens' verb_noun_targets).
-    """
-    head = f"{label_op}|" if label_op else ""
-    augment = f"randaugment({randaugment[0]}, {randaugment[1]})|" if randaugment else ""
-    data = ml_collections.ConfigDict()
-    data.train = ml_collections.ConfigDict(dict(
-        name="array_record", path=path, split="train",
-        preprocess=(f"{head}sample_frames({num_frames}, stride={stride})|decode_frames|"
-                    f"resize_small({min_resize})|scale_jitter(0.9, 1.33)|random_crop({crop})|"
-                    f"flip_lr|{augment}value_range(-1, 1)"),
-        batch_preprocess=f"mixup({mixup})" if mixup else ""))
-    crops = f"three_crop({crop})" if num_crops == 3 else f"center_crop({crop})"
-    data.eval = ml_collections.ConfigDict(dict(
-        name="array_record", path=path, split=eval_split,
-        preprocess=(f"sample_clips({num_frames}, stride={stride}, num_clips={num_clips})|"
-                    f"decode_frames|resize_small({crop})|{crops}|value_range(-1, 1)")))
-    return data
-
-
-def paper_config(*, model: ml_collections.ConfigDict, data: ml_collections.ConfigDict,
-                 train_size: int, epochs: int, lr: float, label_smoothing: float,
-                 num_frames: int, crop: int, reference: dict,
-                 batch_size: int = 64) -> ml_collections.ConfigDict:
-    """Returns a full paper config: SGD momentum 0.9, `lr` with 2.5 warm-up epochs and
-    cosine decay over `epochs` of `train_size` videos, clip norm 1, no weight decay, the
-    multi-view evaluator, init from an image ViT with the "vivit" adapter (set
-    config.init_from.path), `model_input` of one view and the paper's `reference`."""
-    c = trainer_defaults.get_config()
-    c.batch_size = batch_size
-    steps_per_epoch = train_size // batch_size
-    c.total_steps = epochs * steps_per_epoch
-    c.log_every = 100
-    c.eval_every = 5 * steps_per_epoch
-    c.checkpoint_every = steps_per_epoch
-    c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
-    c.sharding.rules = "fsdp"
+def paper_config(*, model: ml_collections.ConfigDict, path: str, train_size: int, epochs: int,
+                 lr: float, label_smoothing: float, num_frames: int, stride: int, crop: int,
+                 reference: dict, **data_kwargs) -> ml_collections.ConfigDict:
+    """Returns a full paper config: the shared video recipe
+    (configs/video_data.video_training_config: SGD momentum 0.9 at `lr`, 2.5 warm-up epochs
+    then cosine decay over `epochs` of `train_size` videos, batch 64, clip norm 1, the
+    multi-view evaluator) on the `array_record` dataset prepared at `path`, plus `model`,
+    init from an image ViT with the "vivit" adapter (set config.init_from.path), the
+    `model_input` of one view and the paper's `reference`. `data_kwargs` go to
+    configs.video_data.video_data (min_resize, num_crops, train_augment, ...)."""
+    c = video_data.video_training_config(
+        train_size=train_size, epochs=epochs, batch_size=64, lr=lr, num_frames=num_frames,
+        stride=stride, crop=crop, label_smoothing=label_smoothing, name="array_record",
+        path=path, **data_kwargs)
     c.model = model
-    c.loss = ml_collections.ConfigDict({"name": "softmax_xent",
-                                        "label_smoothing": label_smoothing})
-    c.optimizer.update(dict(name="sgd", lr=lr, weight_decay=0.0, grad_clip_norm=1.0))
-    c.optimizer.momentum = 0.9
-    c.schedule = ml_collections.ConfigDict(
-        {"name": "cosine", "warmup_steps": int(2.5 * steps_per_epoch)})
-    c.data = data
-    c.evaluators = ml_collections.ConfigDict({"multiview_classification": {"data": "eval"}})
     c.init_from.adapter = "vivit"
     c.init_from.options = ml_collections.ConfigDict(dict(
         inflation="central_frame",

@@ -28,10 +28,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = recipes.paper_config(
         model=recipes.model_group("L", "FE", verbs + nouns, temporal_depth=4,
                                   stochastic_depth=0.2),
-        data=recipes.video_data("epic_kitchens", num_frames=32, stride=1, crop=224,
-                                min_resize=256, num_clips=4, num_crops=1, randaugment=(2, 15),
-                                mixup=0.1, label_op=f"verb_noun_targets({verbs}, {nouns})"),
-        train_size=TRAIN_SIZE, epochs=50, lr=0.5, label_smoothing=0.2, num_frames=32, crop=224,
+        path="epic_kitchens", train_size=TRAIN_SIZE, epochs=50, lr=0.5, label_smoothing=0.2,
+        num_frames=32, stride=1, crop=224, num_crops=1, train_augment="randaugment(2, 15)",
+        batch_preprocess="mixup(0.1)", label_ops=f"verb_noun_targets({verbs}, {nouns})",
         reference=dict(source=f"{recipes.PAPER}, Table 6d", action_top1=44.0, verb_top1=66.4,
                        noun_top1=56.8))
     c.loss = ml_collections.ConfigDict(dict(name="epic_kitchens_xent", num_verbs=verbs,

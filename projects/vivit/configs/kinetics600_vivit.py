@@ -29,7 +29,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     model, temporal_depth, lr, reference = SETTINGS[arg or "L/16x2-FE"]
     return recipes.paper_config(
         model=recipes.model_group("L", model, 600, temporal_depth=temporal_depth),
-        data=recipes.video_data("kinetics600", num_frames=32, stride=2, crop=224,
-                                min_resize=256, num_clips=4, num_crops=3),
-        train_size=TRAIN_SIZE, epochs=30, lr=lr, label_smoothing=0.0, num_frames=32, crop=224,
-        reference=reference)
+        path="kinetics600", train_size=TRAIN_SIZE, epochs=30, lr=lr, label_smoothing=0.0,
+        num_frames=32, stride=2, crop=224, reference=reference)

@@ -24,7 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     del arg
     return recipes.paper_config(
         model=recipes.model_group("L", "FE", 174, temporal_depth=4, stochastic_depth=0.3),
-        data=recipes.video_data("ssv2", num_frames=32, stride=1, crop=256, min_resize=288,
-                                num_clips=4, num_crops=3, randaugment=(2, 20), mixup=0.3),
-        train_size=TRAIN_SIZE, epochs=35, lr=0.4, label_smoothing=0.3, num_frames=32, crop=256,
+        path="ssv2", train_size=TRAIN_SIZE, epochs=35, lr=0.4, label_smoothing=0.3,
+        num_frames=32, stride=1, crop=256, min_resize=288, train_augment="randaugment(2, 20)",
+        batch_preprocess="mixup(0.3)",
         reference=dict(source=f"{recipes.PAPER}, Table 6c", top1=65.4, top5=89.8))
