@@ -177,7 +177,7 @@ from framework import registry, trainer
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "projects", "{name}", "configs",
                                                     "*.py")) if not p.endswith("__init__.py"))
-REGISTERED = {registered!r}
+REGISTERED = {registered}
 
 
 def _specs():
@@ -187,11 +187,11 @@ def _specs():
 
 
 SPECS = list(_specs())
-TINY = [{tiny_specs}]
+TINY = {tiny_specs}
 
 
 def test_registers_its_names():
-    import projects.{name}  # noqa: F401
+    import projects.{name}
 
     assert projects.{name}.__file__.startswith(os.path.join(ROOT, "projects", "{name}"))
     for kind, name in REGISTERED:
@@ -219,10 +219,14 @@ def test_tiny_config_trains(spec, tmp_path):
 def smoke_test(name: str, source: str, registered: list[tuple[str, str]],
                tiny: list[tuple[str, str]]) -> str:
     """Returns the text of tests/test_project_NAME.py; `tiny` as from tiny_configs."""
-    return SMOKE_TEST.format(name=name, source=source, registered=registered,
+    return SMOKE_TEST.format(name=name, source=source, registered=_list_literal(registered),
                              tiny=" else ".join(map(repr, TINY_VARIANTS)),
-                             tiny_specs="".join(f"\n    {f'{path}:{arg}'!r}," for path, arg in tiny)
-                             + ("\n" if tiny else ""))
+                             tiny_specs=_list_literal([f"{p}:{arg}" for p, arg in tiny]))
+
+
+def _list_literal(items: list) -> str:
+    """Returns a Python list literal with one item per line (short lines for the linter)."""
+    return "[" + "".join(f"\n    {item!r}," for item in items) + ("\n]" if items else "]")
 
 
 def main(argv: list[str] | None = None) -> int:
