@@ -87,20 +87,20 @@ def _ratio(ours: float, ref: float | None) -> str:
     return f"{ours / ref:.3f}" if ref else "-"
 
 
-def markdown_table(rows: list[dict]) -> str:
-    """Returns a Markdown table: config, params (M) and GFLOPs, each beside the reference
-    and the ratio ours / reference."""
-    lines = ["| config | params (M) | paper (M) | ratio | GFLOPs/view | paper | ratio |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        name = r["config"] + (f":{r['arg']}" if r["arg"] else "")
-        ref_p, ref_g = r["ref_params"], r["ref_gflops"]
-        lines.append(" | ".join([
-            f"| `{name}`", f"{r['params'] / 1e6:.2f}",
-            "-" if not ref_p else f"{ref_p / 1e6:.2f}", _ratio(r["params"], ref_p),
-            f"{r['gflops_per_view']:.2f}", "-" if not ref_g else f"{ref_g:.2f}",
-            _ratio(r["gflops_per_view"], ref_g) + " |"]))
-    return "\n".join(lines)
+MARKDOWN_HEADER = ("| config | params (M) | paper (M) | ratio | GFLOPs/view | paper | ratio |\n"
+                   "|---|---|---|---|---|---|---|")
+
+
+def markdown_row(r: dict) -> str:
+    """Returns one Markdown table row (see MARKDOWN_HEADER) for a `model_row` result: params
+    (M) and GFLOPs, each beside the reference and the ratio ours / reference."""
+    name = r["config"] + (f":{r['arg']}" if r["arg"] else "")
+    ref_p, ref_g = r["ref_params"], r["ref_gflops"]
+    return " | ".join([
+        f"| `{name}`", f"{r['params'] / 1e6:.2f}",
+        "-" if not ref_p else f"{ref_p / 1e6:.2f}", _ratio(r["params"], ref_p),
+        f"{r['gflops_per_view']:.2f}", "-" if not ref_g else f"{ref_g:.2f}",
+        _ratio(r["gflops_per_view"], ref_g) + " |"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,8 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("configs", nargs="+", help="FILE.py[:ARG] or a glob of files")
     parser.add_argument("--json", action="store_true", help="print a JSON list")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    rows = [model_row(path, arg) for path, arg in expand_specs(args.configs)]
-    print(json.dumps(rows, indent=1) if args.json else markdown_table(rows))
+    specs = expand_specs(args.configs)
+    if args.json:
+        print(json.dumps([model_row(path, arg) for path, arg in specs], indent=1))
+        return 0
+    print(MARKDOWN_HEADER, flush=True)
+    for path, arg in specs:  # Row by row: a long list of big models shows progress.
+        print(markdown_row(model_row(path, arg)), flush=True)
     return 0
 
 
