@@ -63,6 +63,18 @@ def test_fusion_types_give_logits_and_their_params(fusion):
     assert params["global_posembed"].shape == (1, 5, 24)  # 4 frames + class; 8 + 16 channels.
 
 
+def test_time_merge_projects_views_into_the_global_width():
+    model = tiny_mtv(global_encoder=dict(GLOBAL, hidden_size=12, merge_axis="time"),
+                     classifier="gap")
+    out, variables = jax.eval_shape(lambda: model.init_with_output(jax.random.key(0), VIDEO))
+    params = nn.unbox(variables)["params"]
+    assert out.shape == (2, 3)
+    assert params["global_encoder_linear_view0"]["kernel"].shape == (8, 12)
+    # 2 + 4 per-frame features in time, no class tokens with 'gap'.
+    assert params["global_posembed"].shape == (1, 6, 12)
+    assert "cls_view0" not in params and "cls_global" not in params
+
+
 def test_cross_view_attention_starts_as_identity():
     fused, plain = tiny_mtv(), tiny_mtv(fusion="none")
     params = nn.unbox(fused.init(jax.random.key(0), VIDEO))["params"]
