@@ -8,7 +8,9 @@ to every entry of its VARIANTS (or to get_config() when it has none). Models are
 abstractly (jax.eval_shape) from `config.model_input`, so ViT-H sized models take seconds.
 GFLOPs count a multiply-add once, per example (per view for video), as papers do. Output: a
 Markdown table (for project READMEs) with ours / reference ratios, or with --json a list of
-{"config", "arg", "params", "gflops_per_view", "ref_params", "ref_gflops"}.
+{"config", "arg", "params", "gflops_per_view", "ref_params", "ref_gflops"}. A config that
+fails to build is reported on stderr after the table (exit status 1); with --json the
+first failure stops the tool.
 """
 
 from __future__ import annotations
@@ -115,9 +117,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps([model_row(path, arg) for path, arg in specs], indent=1))
         return 0
     print(MARKDOWN_HEADER, flush=True)
+    failed = []
     for path, arg in specs:  # Row by row: a long list of big models shows progress.
-        print(markdown_row(model_row(path, arg)), flush=True)
-    return 0
+        try:
+            print(markdown_row(model_row(path, arg)), flush=True)
+        except Exception as e:  # noqa: BLE001 - one broken config must not hide the others.
+            failed.append(f"{path}:{arg}: {type(e).__name__}: {e}")
+    for line in failed:
+        print(f"Error: {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
