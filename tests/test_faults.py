@@ -73,35 +73,36 @@ def nan_batch_at(monkeypatch):
     return install
 
 
-def test_nonfinite_loss_stops_naming_the_step_and_keeps_checkpoints(data_dir, tmp_path,
-                                                                     nan_batch_at):
-    # Step 3 is caught while step 4 runs (the check does not stall the device), before step
-    # 4's save.
-    bad_step = 3
-    nan_batch_at(bad_step)
-    workdir = tmp_path / "run"
-    with pytest.raises(guards.NonFiniteError,
-                       match=rf"step {bad_step}: the loss \(nan\) or the gradient .*NaN or Inf; "
-                             r"training stopped.*last good checkpoint, step 2 .* is untouched"):
-        trainer.train_and_evaluate(_config(data_dir, "total_steps=6"), str(workdir))
-    assert _committed(workdir) == [2]
-    state = ocp.PyTreeCheckpointer().restore(str(workdir / "checkpoints" / "2" / "state"))
-    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state["params"]))
+def _saved_state(workdir, step):
+    return ocp.PyTreeCheckpointer().restore(str(workdir / "checkpoints" / str(step) / "state"))
 
 
-def test_nonfinite_update_is_skipped_by_config(data_dir, tmp_path, nan_batch_at):
-    two_steps = trainer.train_and_evaluate(_config(data_dir, "total_steps=3"),
-                                           str(tmp_path / "ref"), stop_at_step=2)
+def test_nonfinite_update_stops_naming_the_step_or_is_skipped(data_dir, tmp_path, nan_batch_at):
+    # Stop (the default): step 3's NaN is caught while step 4 runs (the check does not stall
+    # the device), before step 4's save; checkpoint 2 stays the last one.
     nan_batch_at(3)
-    skipped = trainer.train_and_evaluate(
-        _config(data_dir, "total_steps=3", "on_nonfinite=skip"), str(tmp_path / "skip"))
-    # The update of step 3 was not applied: params and optimizer state are those of step 2.
-    _assert_identical((skipped.state.params, skipped.state.opt_state),
-                      (two_steps.state.params, two_steps.state.opt_state))
-    assert int(skipped.state.step) == 3
-    counts = [r["train/nonfinite_steps"] for r in _rows(tmp_path / "skip")
-              if "train/nonfinite_steps" in r]
-    assert counts == [0.0, 0.0, 1.0]
+    stopped = tmp_path / "stop"
+    with pytest.raises(guards.NonFiniteError,
+                       match=r"step 3: the loss \(nan\) or the gradient .*NaN or Inf; "
+                             r"training stopped.*last good checkpoint, step 2 .* is untouched"):
+        trainer.train_and_evaluate(_config(data_dir, "total_steps=4"), str(stopped))
+    assert _committed(stopped) == [2]
+    good = _saved_state(stopped, 2)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(good["params"]))
+
+    # Skip: the run goes on; the update of step 3 was not applied, so the state saved after
+    # step 3 has step 2's params and optimizer state.
+    nan_batch_at(3)  # A fresh count of train batches.
+    skipped = tmp_path / "skip"
+    trainer.train_and_evaluate(
+        _config(data_dir, "total_steps=4", "on_nonfinite=skip", "checkpoint_every=1"),
+        str(skipped))
+    after_nan = _saved_state(skipped, 3)
+    assert int(after_nan["step"]) == 3
+    _assert_identical((after_nan["params"], after_nan["opt_state"]),
+                      (good["params"], good["opt_state"]))
+    counts = [r["train/nonfinite_steps"] for r in _rows(skipped) if "train/nonfinite_steps" in r]
+    assert counts == [0.0, 0.0, 1.0, 0.0]
     with pytest.raises(ConfigError, match=r"config.on_nonfinite='ignore': must be one of stop"):
         trainer.build(_config(data_dir, "on_nonfinite=ignore"), str(tmp_path / "bad"))
 
