@@ -116,3 +116,27 @@ def test_command_line_errors_exit_2(tool, args, message):
     out = subprocess.run([sys.executable, "-m", f"tools.{tool}", *args], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and message in out.stderr, out.stderr[-2000:]
+
+
+BROKEN_AND_GOOD = """
+from configs import synthetic_shapes_vit
+
+VARIANTS = ("good", "broken")
+
+
+def get_config(arg=None):
+    if arg == "broken":
+        raise RuntimeError("this variant is broken")
+    c = synthetic_shapes_vit.get_config("test")
+    c.model_input = {"image": "float32[32,32,3]"}
+    return c
+"""
+
+
+def test_model_table_reports_a_broken_config_after_the_others(tmp_path, capsys):
+    path = tmp_path / "two.py"
+    path.write_text(BROKEN_AND_GOOD)
+    assert model_table.main([str(path)]) == 1
+    out = capsys.readouterr()
+    assert f"| `{path}:good` |" in out.out
+    assert f"Error: {path}:broken: RuntimeError: this variant is broken" in out.err
