@@ -64,8 +64,8 @@ def test_fork_trains_its_tiny_configs(repo_copy, capsys):
     assert tiny and all("forked" in path for path, _ in tiny)
 
     test_file = root / "tests" / "test_project_forked.py"
-    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated",
-                           "--line-length", "100", str(test_file)], capture_output=True, text=True)
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", str(test_file)], cwd=root,
+                          capture_output=True, text=True)  # With the repository's settings.
     assert lint.returncode == 0, lint.stdout
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PYTHONPATH")}
     result = subprocess.run(
