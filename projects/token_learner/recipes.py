@@ -52,10 +52,10 @@ def imagenet_data(resolution: int) -> ml_collections.ConfigDict:
 
 
 def tiny_config(arg: str, dataset: str, num_classes: int, patch_size: tuple[int, ...],
-                model_input: str, *, total_steps: int, batch_size: int, warmup_steps: int,
-                test_examples: int) -> ml_collections.ConfigDict:
+                model_input: dict[str, str], *, total_steps: int, batch_size: int,
+                warmup_steps: int, test_examples: int) -> ml_collections.ConfigDict:
     """Returns a tiny CPU config on the synthetic `dataset` ("synthetic_shapes" or
-    "synthetic_motion"), read through batch key "image" or "video" as `model_input` says.
+    "synthetic_motion") whose examples look like `model_input` ({"image" or "video": spec}).
 
     `arg`: "tiny" (width 64, depth 4, 8 tokens per group after layer 2), a plain baseline
     (any arg starting "tiny_": no TokenLearner) or "test" (width 32, depth 2, 4 tokens after
@@ -83,8 +83,7 @@ def tiny_config(arg: str, dataset: str, num_classes: int, patch_size: tuple[int,
     c.data.train = ml_collections.ConfigDict({"name": dataset, "split": "train"})
     c.data.eval = ml_collections.ConfigDict({"name": dataset, "split": "eval"})
     c.evaluators = ml_collections.ConfigDict({"classification": {"data": "eval"}})
-    key = "video" if model_input.count(",") == 3 else "image"
-    c.model_input = ml_collections.ConfigDict({key: model_input})
+    c.model_input = ml_collections.ConfigDict(model_input)
 
     if arg == "test":
         c.update(dict(total_steps=8, batch_size=16, log_every=4, eval_every=0,

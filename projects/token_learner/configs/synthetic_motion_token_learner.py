@@ -18,5 +18,5 @@ VARIANTS = ("tiny", "tiny_vivit", "test")
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns variant `arg` (one of VARIANTS; None = "tiny")."""
     return recipes.tiny_config(arg or "tiny", "synthetic_motion", 4, (2, 4, 4),
-                               "float32[8,32,32,3]", total_steps=400, batch_size=32,
+                               {"video": "float32[8,32,32,3]"}, total_steps=400, batch_size=32,
                                warmup_steps=40, test_examples=128)

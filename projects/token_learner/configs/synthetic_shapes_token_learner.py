@@ -16,5 +16,5 @@ VARIANTS = ("tiny", "tiny_vit", "test")
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns variant `arg` (one of VARIANTS; None = "tiny")."""
     return recipes.tiny_config(arg or "tiny", "synthetic_shapes", 12, (4, 4),
-                               "float32[32,32,3]", total_steps=600, batch_size=64,
+                               {"image": "float32[32,32,3]"}, total_steps=600, batch_size=64,
                                warmup_steps=50, test_examples=256)
