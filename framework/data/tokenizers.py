@@ -146,7 +146,10 @@ class Tokenize:
     def __post_init__(self):
         if self.eos not in EOS_MODES:
             raise ValueError(f"tokenize: eos={self.eos!r}; use one of {EOS_MODES}.")
-        make_tokenizer(self.model)  # Fails now, not in a worker, on a bad model path.
+        try:  # Fail now, naming the config key, rather than in a worker.
+            make_tokenizer(self.model)
+        except FileNotFoundError as e:
+            raise ValueError(str(e)) from None
 
     def __call__(self, example: dict, rng: np.random.Generator) -> dict:
         if self.inkey not in example:

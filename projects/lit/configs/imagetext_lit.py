@@ -80,8 +80,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.init_from.update(dict(target_prefix="img", dont_load=("^head/",)))
 
     tokenizer = "c4_en.model"  # A SentencePiece model with VOCAB_SIZE pieces.
-    c.data.train = ml_collections.ConfigDict({"name": "cc12m_yfcc100m", "split": "train"})
-    c.data.eval = ml_collections.ConfigDict({"name": "imagenet2012", "split": "validation"})
+    # Image-text pairs prepared with `python -m tools.prepare_dataset image_text`.
+    c.data.train = ml_collections.ConfigDict({
+        "name": "array_record", "path": "cc12m_yfcc100m", "split": "train",
+        "preprocess": f"decode_image|resize({res})|value_range(-1, 1)|tokenize("
+                      f"max_len={TEXT_LENGTH}, model='{tokenizer}', inkey='caption', "
+                      "eos='sticky')"})
+    c.data.eval = ml_collections.ConfigDict({
+        "name": "tfds", "tfds_name": "imagenet2012", "split": "validation",
+        "preprocess": f"decode_image|resize({res})|value_range(-1, 1)"})
     c.evaluators = ml_collections.ConfigDict({
         "zero_shot": {"data": "eval", "tokenizer": tokenizer, "eos": "sticky"}})
     c.reference = ml_collections.ConfigDict({"source": source, "zeroshot_top1": top1})

@@ -11,8 +11,9 @@ Training recipe (paper Sec. 4: batch 32k, sigmoid loss, Adafactor with beta2 = 0
 stability, lr 1e-3, weight decay 1e-4; big_vision's decoupled wd 1e-4 is written here as
 weight_decay = wd / lr = 0.1). Schedule: cosine with 20k warmup steps over 40B examples, the
 recipe restated in the SigLIP 2 paper (arXiv 2502.14786, Sec. 2). The data is WebLI
-(English), which is not public: point config.data.train at an image-text set of your own
-(records with "image" and a tokenized "text").
+(English), which is not public: config.data.train reads image-text pairs prepared with
+`python -m tools.prepare_dataset image_text` into data_dir/webli_en (decoded, resized and
+tokenized by its preprocess string); zero-shot evaluation reads ImageNet from TFDS.
 
 Reference numbers: ImageNet zero-shot top-1 of the released checkpoints (big_vision's SigLIP
 demo colab table); parameter counts of the released checkpoints (B/16 224: 203M, L/16
@@ -67,8 +68,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.schedule = ml_collections.ConfigDict({"name": "cosine", "warmup_steps": 20_000})
 
     tokenizer = "c4_en.model"  # big_vision's SentencePiece model (gs://t5-data/vocabs/...).
-    c.data.train = ml_collections.ConfigDict({"name": "webli", "split": "train"})
-    c.data.eval = ml_collections.ConfigDict({"name": "imagenet2012", "split": "validation"})
+    # WebLI is private: prepare image-text pairs with `tools.prepare_dataset image_text`.
+    c.data.train = ml_collections.ConfigDict({
+        "name": "array_record", "path": "webli_en", "split": "train",
+        "preprocess": f"decode_image|resize({res})|value_range(-1, 1)|tokenize("
+                      f"max_len={text_len}, model='{tokenizer}', inkey='caption', "
+                      "eos='sticky')"})
+    c.data.eval = ml_collections.ConfigDict({
+        "name": "tfds", "tfds_name": "imagenet2012", "split": "validation",
+        "preprocess": f"decode_image|resize({res})|value_range(-1, 1)"})
     c.evaluators = ml_collections.ConfigDict({
         "zero_shot": {"data": "eval", "tokenizer": tokenizer, "eos": "sticky"}})
 
