@@ -28,7 +28,7 @@ B16B_2 73.9, mixed L16L 75.7, trained on CC12M + YFCC100M) and the paper's ViT-g
 
 import ml_collections
 
-from configs import model_sizes, trainer_defaults
+from configs import image_text_data, model_sizes, trainer_defaults
 
 VARIANTS = ("B/16-B", "L/16-L", "g/14-L", "B/16-B_unlocked", "B/16-B_scratch")
 TEXT_LENGTH = 16
@@ -80,16 +80,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.init_from.update(dict(target_prefix="img", dont_load=("^head/",)))
 
     tokenizer = "c4_en.model"  # A SentencePiece model with VOCAB_SIZE pieces.
-    # Image-text pairs prepared with `python -m tools.prepare_dataset image_text`.
-    c.data.train = ml_collections.ConfigDict({
-        "name": "array_record", "path": "cc12m_yfcc100m", "split": "train",
-        "preprocess": f"decode_image|resize({res})|value_range(-1, 1)|tokenize("
-                      f"max_len={TEXT_LENGTH}, model='{tokenizer}', inkey='caption', "
-                      "eos='sticky')"})
-    c.data.eval = ml_collections.ConfigDict({
-        "name": "tfds", "tfds_name": "imagenet2012", "split": "validation",
-        "preprocess": f"decode_image|resize({res})|value_range(-1, 1)"})
-    c.evaluators = ml_collections.ConfigDict({
-        "zero_shot": {"data": "eval", "tokenizer": tokenizer, "eos": "sticky"}})
+    image_text_data.set_image_text_data(c, "cc12m_yfcc100m", res, TEXT_LENGTH, tokenizer)
     c.reference = ml_collections.ConfigDict({"source": source, "zeroshot_top1": top1})
     return c

@@ -25,7 +25,7 @@ train with faster compiles.
 
 import ml_collections
 
-from configs import model_sizes, trainer_defaults
+from configs import image_text_data, model_sizes, trainer_defaults
 
 VARIANTS = ("B/16", "L/16", "So400m/14")
 
@@ -68,17 +68,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.schedule = ml_collections.ConfigDict({"name": "cosine", "warmup_steps": 20_000})
 
     tokenizer = "c4_en.model"  # big_vision's SentencePiece model (gs://t5-data/vocabs/...).
-    # WebLI is private: prepare image-text pairs with `tools.prepare_dataset image_text`.
-    c.data.train = ml_collections.ConfigDict({
-        "name": "array_record", "path": "webli_en", "split": "train",
-        "preprocess": f"decode_image|resize({res})|value_range(-1, 1)|tokenize("
-                      f"max_len={text_len}, model='{tokenizer}', inkey='caption', "
-                      "eos='sticky')"})
-    c.data.eval = ml_collections.ConfigDict({
-        "name": "tfds", "tfds_name": "imagenet2012", "split": "validation",
-        "preprocess": f"decode_image|resize({res})|value_range(-1, 1)"})
-    c.evaluators = ml_collections.ConfigDict({
-        "zero_shot": {"data": "eval", "tokenizer": tokenizer, "eos": "sticky"}})
+    image_text_data.set_image_text_data(c, "webli_en", res, text_len, tokenizer)
 
     c.reference = ml_collections.ConfigDict({
         "source": "SigLIP (arXiv 2303.15343) released checkpoints, big_vision SigLIP colab",

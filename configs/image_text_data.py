@@ -1,0 +1,28 @@
+"""Shared by the paper image-text configs (projects/siglip, projects/lit): their data.
+
+`set_image_text_data` points config.data.train at image-text pairs prepared with
+`python -m tools.prepare_dataset image_text` (records with image bytes and a "caption"),
+decoded, resized and tokenized by a preprocess string, and config.data.eval at ImageNet
+from TFDS for the zero-shot evaluator.
+"""
+
+import ml_collections
+
+
+def set_image_text_data(c: ml_collections.ConfigDict, path: str, resolution: int,
+                        text_length: int, tokenizer: str) -> None:
+    """Sets c.data.train / c.data.eval and the zero-shot evaluator of config `c`.
+
+    `path`: the prepared dataset (relative to config.data.data_dir); `tokenizer`: a
+    SentencePiece `.model` path, used for captions and zero-shot prompts alike.
+    """
+    c.data.train = ml_collections.ConfigDict({
+        "name": "array_record", "path": path, "split": "train",
+        "preprocess": f"decode_image|resize({resolution})|value_range(-1, 1)|tokenize("
+                      f"max_len={text_length}, model='{tokenizer}', inkey='caption', "
+                      "eos='sticky')"})
+    c.data.eval = ml_collections.ConfigDict({
+        "name": "tfds", "tfds_name": "imagenet2012", "split": "validation",
+        "preprocess": f"decode_image|resize({resolution})|value_range(-1, 1)"})
+    c.evaluators = ml_collections.ConfigDict({
+        "zero_shot": {"data": "eval", "tokenizer": tokenizer, "eos": "sticky"}})
