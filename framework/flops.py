@@ -15,6 +15,7 @@ global count / D); divide by per-device step time and per-device peak for MFU.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -125,8 +126,11 @@ def model_cost(model: nn.Module, model_input: Any) -> tuple[int, float]:
     `model` is a registered model (called as `model.apply(variables, batch, train=False)`);
     `model_input` is `config.model_input`. Built abstractly: nothing is allocated, so it is
     fast for ViT-L sized models on CPU. For video models one example is one view, so the
-    GFLOPs are "per view" as papers report them.
+    GFLOPs are "per view" as papers report them. XLA's cost analysis counts the body of a
+    scanned loop once, so layer scans (`scan=True` on the model or in a tower's settings) are
+    turned off for the count; the parameter count is the same either way.
     """
+    model = _without_layer_scan(model)
     batch = abstract_example_batch(model_input)
     variables = jax.eval_shape(
         lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
@@ -140,3 +144,15 @@ def _zeros(batch: dict) -> dict:
     import jax.numpy as jnp
 
     return {k: jnp.zeros(v.shape, v.dtype) for k, v in batch.items()}
+
+
+def _without_layer_scan(model: nn.Module) -> nn.Module:
+    """Returns `model` with `scan=True` turned off on it and in its dict-valued fields."""
+    changes = {}
+    for field in getattr(model, "__dataclass_fields__", {}):
+        value = getattr(model, field, None)
+        if field == "scan" and value is True:
+            changes[field] = False
+        elif isinstance(value, Mapping) and value.get("scan") is True:
+            changes[field] = {**value, "scan": False}
+    return model.clone(**changes) if changes else model

@@ -16,7 +16,9 @@ is called as `adapter(source, target, **options)` with `source` the checkpoint's
 (after `source_prefix` selection) and `target` the model's flat {"a/b": ShapeDtypeStruct}
 (after `target_prefix` selection and minus `dont_load`). It returns `(values, notes)`:
 {target key: np.ndarray of the target shape} for what it fills and {target key: note} saying
-how ("loaded", "resized (1, 196, 768) -> (1, 256, 768)", ...). Target keys it does not fill
+how ("loaded", "resized (1, 196, 768) -> (1, 256, 768)", ...), and optionally a third
+element, the set of checkpoint keys it read (default: the keys of `values`), for adapters
+that rename. Target keys it does not fill
 stay at their random init. An adapter raises `IncompatibleCheckpointError` (a ConfigError)
 when a parameter exists on both sides but cannot be reconciled. Projects register their own
 adapters (e.g. "vivit": 2D ViT -> ViViT) and build them from `map_default` and the helpers
@@ -395,7 +397,11 @@ def load_params(params: Any, init_from: Mapping[str, Any],
     options = dict(init_from.get("options") or {})
     registry.check_kwargs(adapter, options, "config.init_from.options",
                           f"adapter {init_from.get('adapter') or 'default'!r}")
-    values, notes = adapter(source, kept, **options)
+    result = adapter(source, kept, **options)
+    values, notes = result[0], result[1]
+    # An adapter that renames (e.g. "Transformer/..." -> "SpatialTransformer/...") returns the
+    # checkpoint keys it read as a third element, so the report does not call them unused.
+    read = set(result[2]) if len(result) > 2 else set(values)
     extra = sorted(set(values) - set(kept))
     if extra:
         raise ConfigError(f"config.init_from.adapter returned keys the model does not have "
@@ -418,8 +424,7 @@ def load_params(params: Any, init_from: Mapping[str, Any],
     used = {prefix + k: v for k, v in values.items()}
     leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
     new_leaves = [used.get("/".join(key_names(path)), leaf) for path, leaf in leaves]
-    consumed = set(values)
-    unused = sorted(k for k in source if k not in consumed and not _scan_alias(k, consumed))
+    unused = sorted(k for k in source if k not in read and not _scan_alias(k, read))
     return jax.tree_util.tree_unflatten(treedef, new_leaves), LoadReport(rows, unused)
 
 

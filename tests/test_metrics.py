@@ -129,3 +129,20 @@ def test_compiled_flops_variants():
 def test_mfu():
     assert flops.mfu(1e12, 0.5, 4e12) == pytest.approx(0.5)
     assert flops.mfu(1e12, 0.0, 4e12) == 0.0
+
+
+def test_model_cost_counts_every_layer_of_a_scanned_encoder():
+    import framework.models  # noqa: F401  (registers vit_classification)
+    from framework import registry
+
+    kwargs = dict(num_classes=10, patch_size=(8, 8), hidden_size=32, depth=3, mlp_dim=64,
+                  num_heads=2)
+    spec = {"image": "float32[32,32,3]"}
+    plain = flops.model_cost(registry.MODELS.build("vit_classification", kwargs, "m"), spec)
+    scanned = flops.model_cost(
+        registry.MODELS.build("vit_classification", kwargs | {"scan": True}, "m"), spec)
+    assert scanned[0] == plain[0]
+    assert abs(scanned[1] - plain[1]) < 1e-9 * max(plain[1], 1)
+    with pytest.raises(ValueError, match="config.model_input.image="):
+        flops.model_cost(registry.MODELS.build("vit_classification", kwargs, "m"),
+                         {"image": "float32(32, 32, 3)"})

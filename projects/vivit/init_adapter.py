@@ -119,14 +119,15 @@ def _token_grid(target_len: int, source_len: int, token_grid: tuple) -> tuple[in
 def vivit_adapter(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *,
                   inflation: str = "central_frame", token_grid: tuple = (),
                   temporal_attention_init: str = "zero", temporal_encoder_init: str = "random",
-                  load_head: bool = False) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+                  load_head: bool = False,
+                  ) -> tuple[dict[str, np.ndarray], dict[str, str], set[str]]:
     """Maps a 2D ViT's flat params `source` onto ViViT's flat param specs `target`.
 
     Options (config.init_from.options): `inflation` ('central_frame' | 'average'),
     `token_grid` ((t, h, w) of models 1/3/4 when it cannot be inferred: a resized grid),
     `temporal_attention_init` (model 3: 'zero' | 'copy' | 'random'), `temporal_encoder_init`
-    (model 2: 'random' | 'spatial'), `load_head`. Returns (values, notes) as the adapter
-    contract of framework.pretrained.
+    (model 2: 'random' | 'spatial'), `load_head`. Returns (values, notes, the checkpoint keys
+    read) as the adapter contract of framework.pretrained.
     """
     if temporal_attention_init not in TEMPORAL_ATTENTION_INITS:
         raise IncompatibleCheckpointError(
@@ -142,6 +143,7 @@ def vivit_adapter(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *
     problems: list[str] = []
     renamed: dict[str, np.ndarray] = {}
     plain: dict[str, Any] = {}
+    read: set[str] = set()
     for key, spec in target.items():
         shape = tuple(spec.shape)
         if key == "embedding/kernel" and "embedding/kernel" in src:
@@ -176,6 +178,7 @@ def vivit_adapter(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *
                               temporal_encoder_init=temporal_encoder_init)
             if name is not None and name in src:
                 renamed[key], plain[key] = src[name], spec
+                read.add(name)
                 if name != key:
                     notes[key] = f"loaded from {name}"
             elif key.startswith(("temporal_", "TemporalTransformer/")) or "_time/" in key:
@@ -190,7 +193,8 @@ def vivit_adapter(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *
         values[key] = value
         notes.setdefault(key, loaded_notes[key])
     values = {k: np.asarray(v).astype(target[k].dtype) for k, v in values.items()}
-    return values, notes
+    read.update(k for k in ("embedding/kernel", "pos_embedding") if k in values)
+    return values, notes, read
 
 
 def _square(n: int, key: str) -> tuple[int, int]:
