@@ -12,7 +12,8 @@ Variants (VARIANTS):
   tiny_vivit        the single-view baseline: a factorised-encoder ViViT (2x4x4 tubelets,
                     width 64, 6 spatial + 1 temporal layers), FLOPs close to `tiny`'s.
   test, test_bottleneck, test_mlp
-                    width 16/32, 2 layers, 4 steps of batch 16 (the test suite).
+                    width 16/32, 2 layers, 4 steps of batch 16, no evaluation (the
+                    test suite).
 """
 
 import ml_collections
@@ -78,6 +79,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.eval_every = 0
         c.checkpoint_every = 0
         c.schedule.warmup_steps = 1
+        c.evaluators = ml_collections.ConfigDict()  # The tests check training only.
         for split in (c.data.train, c.data.eval):
             split.update(dict(num_train=64, num_eval=16))
     return c
