@@ -15,7 +15,7 @@ import ml_collections
 from configs import trainer_defaults
 
 # Record datasets written by tools/prepare_dataset.py from a folder of videos.
-RECORDS_DATASET = "array_records"
+RECORDS_DATASET = "array_record"
 
 
 def video_data(num_frames: int = 32, stride: int = 2, crop: int = 224, num_clips: int = 4,
@@ -47,7 +47,8 @@ def video_data(num_frames: int = 32, stride: int = 2, crop: int = 224, num_clips
         name=name, split=eval_split,
         preprocess=(f"sample_clips({num_frames}, stride={stride}, num_clips={num_clips})|"
                     f"decode_frames|resize_small({crop})|{crops}|value_range(-1, 1)")))
-    if path:
+    if name == RECORDS_DATASET:
+        # Empty until the user points it at the prepared dataset (an error says so).
         data.train.path = data.eval.path = path
     return data
 

@@ -48,6 +48,11 @@ def array_record(split: str, data_dir: str | None, path: str = "") -> DatasetSpe
     record holds), 'fingerprint' and 'requires_preprocess'. Raises ValueError naming the
     directory when it holds no prepared dataset, the split or one of its shards.
     """
+    if not path:
+        raise ValueError("array_record: path='' names no prepared dataset; set "
+                         "config.data.train.path and config.data.eval.path to the folder that "
+                         "`python -m tools.prepare_dataset ... --output DIR` wrote (relative "
+                         "paths are under config.data.data_dir).")
     directory = dataset_directory(path, data_dir)
     info = prepared.read_info(directory)
     if info is None:
