@@ -41,9 +41,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = arg or "16at12-L/16x2"
     patch, depth, loc, gflops, extra = SETTINGS[arg]
     c = video_data.video_training_config(
-        train_size=recipes.KINETICS400_TRAIN_SIZE, epochs=30, batch_size=64, lr=0.1)
-    for split in (c.data.train, c.data.eval):
-        split.update(dict(name="array_record", path=recipes.KINETICS400_PATH))
+        train_size=recipes.KINETICS400_TRAIN_SIZE, epochs=30, batch_size=64, lr=0.1,
+        path=recipes.KINETICS400_PATH)
 
     c.model = recipes.model_group("L", 400, patch, tokenlearner_loc=loc, num_tokens=16,
                                   depth=depth)
