@@ -292,6 +292,9 @@ def test_pool_tokens():
     np.testing.assert_allclose(pool_tokens(x, "token"), x[:, 0])
     np.testing.assert_allclose(pool_tokens(x, "gap"), x.mean(1))
     assert pool_tokens(x, "none") is x
+    np.testing.assert_allclose(pool_tokens(x, "first"), x[:, 0])
+    np.testing.assert_allclose(pool_tokens(x, "last"), x[:, -1])
+    np.testing.assert_allclose(pool_tokens(x, "max"), x.max(1))
     with pytest.raises(ValueError, match="MAPHead"):
         pool_tokens(x, "map")
 

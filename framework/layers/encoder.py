@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from framework.layers.attention import MultiHeadDotProductAttention
 from framework.layers.mlp import MlpBlock
 from framework.layers.normalization import layer_norm
-from framework.layers.stochastic_depth import StochasticDepth
+from framework.layers.stochastic_depth import StochasticDepth, linear_drop_path_rate
 
 Dtype = Any
 
@@ -206,7 +206,8 @@ class Encoder(nn.Module):
         if self.stochastic_depth_schedule == "constant":
             return [float(self.stochastic_depth)] * self.depth
         if self.stochastic_depth_schedule == "linear":
-            return [self.stochastic_depth * i / max(self.depth - 1, 1) for i in range(self.depth)]
+            return [linear_drop_path_rate(self.stochastic_depth, i, self.depth)
+                    for i in range(self.depth)]
         raise ValueError(
             f"stochastic_depth_schedule={self.stochastic_depth_schedule!r}; "
             "use 'linear' or 'constant'."

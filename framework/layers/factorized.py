@@ -24,7 +24,7 @@ from framework.layers.attention import MultiHeadDotProductAttention
 from framework.layers.encoder import ACTIVATION_AXES, remat_policy
 from framework.layers.mlp import MlpBlock
 from framework.layers.normalization import layer_norm
-from framework.layers.stochastic_depth import StochasticDepth
+from framework.layers.stochastic_depth import StochasticDepth, linear_drop_path_rate
 
 Dtype = Any
 
@@ -214,7 +214,7 @@ class FactorizedSelfAttentionEncoder(nn.Module):
                 num_heads=self.num_heads,
                 dropout_rate=self.dropout_rate,
                 attention_dropout_rate=self.attention_dropout_rate,
-                drop_path_rate=self.stochastic_depth * i / max(self.depth - 1, 1),
+                drop_path_rate=linear_drop_path_rate(self.stochastic_depth, i, self.depth),
                 attention_order=self.attention_order,
                 dtype=self.dtype,
                 param_dtype=self.param_dtype,

@@ -20,18 +20,23 @@ POOL_TYPES = ("token", "gap", "map", "none")
 def pool_tokens(x: jax.Array, pool_type: str) -> jax.Array:
     """Pools tokens x (B, L, D) without params.
 
-    'token': the first token (B, D); 'gap': the mean over tokens (B, D);
-    'none': x unchanged (B, L, D). 'map' needs params: use MAPHead.
+    'token' / 'first': the first token (B, D); 'last': the last token (B, D); 'gap': the
+    mean over tokens (B, D); 'max': the maximum over tokens (B, D); 'none': x unchanged
+    (B, L, D). 'map' needs params: use MAPHead.
     """
-    if pool_type == "token":
+    if pool_type in ("token", "first"):
         return x[:, 0]
+    if pool_type == "last":
+        return x[:, -1]
     if pool_type == "gap":
         return jnp.mean(x, axis=1)
+    if pool_type == "max":
+        return jnp.max(x, axis=1)
     if pool_type == "none":
         return x
     raise ValueError(
         f"pool_type={pool_type!r} cannot be pooled by pool_tokens; use one of "
-        f"'token', 'gap', 'none' here, or MAPHead for 'map'."
+        f"'token', 'first', 'last', 'gap', 'max', 'none' here, or MAPHead for 'map'."
     )
 
 

@@ -7,6 +7,12 @@ import jax
 import jax.numpy as jnp
 
 
+def linear_drop_path_rate(max_rate: float, layer: int, depth: int) -> float:
+    """Returns the drop-path rate of block `layer` (0-based) of `depth` blocks under the
+    linear schedule: 0 for the first block, `max_rate` for the last (Scenic, DeiT)."""
+    return max_rate * layer / max(depth - 1, 1)
+
+
 class StochasticDepth(nn.Module):
     """Zeroes the whole input of an example with probability `rate`, rescaling the rest.
 

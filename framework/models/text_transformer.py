@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from framework.layers import Encoder, MAPHead, position_embedding
+from framework.layers import Encoder, MAPHead, pool_tokens, position_embedding
 
 TEXT_POOL_TYPES = ("last", "first", "gap", "max", "map")
 
@@ -88,14 +88,8 @@ class TextTransformer(nn.Module):
             name="Encoder_0",
         )(x, deterministic=not train)
 
-        if self.pool_type == "last":
-            x = x[:, -1]
-        elif self.pool_type == "first":
-            x = x[:, 0]
-        elif self.pool_type == "gap":
-            x = jnp.mean(x, axis=1)
-        elif self.pool_type == "max":
-            x = jnp.max(x, axis=1)
+        if self.pool_type != "map":
+            x = pool_tokens(x, self.pool_type)
         else:
             x = MAPHead(num_heads=self.num_heads, mlp_dim=self.mlp_dim, dtype=dtype,
                         param_dtype=param_dtype,

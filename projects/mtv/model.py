@@ -56,6 +56,7 @@ from framework.layers import (
 )
 from framework.layers.cross_attention import CrossAttentionBlock
 from framework.layers.normalization import layer_norm
+from framework.layers.stochastic_depth import linear_drop_path_rate
 from projects.mtv.views import ViewSpec, view_specs
 
 FUSION_TYPES = ("cross_view_attention", "bottleneck", "mlp", "none")
@@ -135,7 +136,7 @@ class MultiviewEncoder(nn.Module):
 
     def rate(self, layer: int, view: int) -> float:
         """Returns the stochastic depth rate of `view`'s layer `layer`."""
-        return self.stochastic_depth * layer / max(self.views[view].depth - 1, 1)
+        return linear_drop_path_rate(self.stochastic_depth, layer, self.views[view].depth)
 
     @nn.compact
     def __call__(self, xs: Sequence[jax.Array], tokens_per_frame: Sequence[int], *,
