@@ -130,7 +130,7 @@ def model_cost(model: nn.Module, model_input: Any) -> tuple[int, float]:
     scanned loop once, so layer scans (`scan=True` on the model or in a tower's settings) are
     turned off for the count; the parameter count is the same either way.
     """
-    model = _without_layer_scan(model)
+    model = without_layer_scan(model)
     batch = abstract_example_batch(model_input)
     variables = jax.eval_shape(
         lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
@@ -146,7 +146,7 @@ def _zeros(batch: dict) -> dict:
     return {k: jnp.zeros(v.shape, v.dtype) for k, v in batch.items()}
 
 
-def _without_layer_scan(model: nn.Module) -> nn.Module:
+def without_layer_scan(model: nn.Module) -> nn.Module:
     """Returns `model` with `scan=True` turned off on it and in its dict-valued fields."""
     changes = {}
     for field in getattr(model, "__dataclass_fields__", {}):

@@ -25,6 +25,7 @@ from framework import guards, optim, preemption, registry
 from framework import metrics as metrics_lib
 from framework import sharding as sharding_lib
 from framework import step as step_lib
+from framework import step_flops as step_flops_lib
 from framework import train_state as state_lib
 from framework.data import pipeline
 from framework.registry import ConfigError
@@ -222,8 +223,9 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn") -> Resul
 
     start = int(jax.device_get(state.step))
     n_params = flops_lib.count_params(abstract_state.params)
-    step_flops = flops_lib.compiled_flops(compiled)
-    log.info("Model: %s parameters; %.3g FLOPs per train step (XLA, a multiply-add = 2).",
+    step_flops = step_flops_lib.train_step_flops(run, example, compiled)
+    log.info("Model: %s parameters; %.3g FLOPs per train step over all devices (XLA, a "
+             "multiply-add = 2).",
              f"{n_params:,}", step_flops or float("nan"))
     writer.write(start, {"params": n_params, "train/flops_per_step": step_flops or 0.0})
 

@@ -140,3 +140,32 @@ def test_model_table_reports_a_broken_config_after_the_others(tmp_path, capsys):
     out = capsys.readouterr()
     assert f"| `{path}:good` |" in out.out
     assert f"Error: {path}:broken: RuntimeError: this variant is broken" in out.err
+
+
+def test_step_flops_count_scanned_layers_and_accumulation(tmp_path):
+    """XLA counts a loop body once; the benchmark's FLOPs per step must not depend on whether
+    the layers are scanned or the batch is split into micro-batches."""
+    import jax
+
+    from framework import config as config_lib
+    from framework import flops as flops_lib
+    from framework import state_spec, step, trainer
+
+    def config(scan=False, accum=1):
+        c = config_lib.load_config(TINY, [f"data.data_dir={tmp_path / 'data'}"])
+        c.model.scan = scan
+        c.optimizer.grad_accum_steps = accum
+        return c
+
+    plain = benchmark.prepare_train_step(config())[1]["flops_per_step"]
+    scanned = benchmark.prepare_train_step(config(scan=True))[1]["flops_per_step"]
+    accumulated = benchmark.prepare_train_step(config(accum=2))[1]["flops_per_step"]
+    assert scanned == pytest.approx(plain, rel=0.02)
+    assert accumulated == pytest.approx(plain, rel=0.02)
+    # The compiled scanned program alone counts one of the two layers: what was fixed.
+    run = trainer.build(config(scan=True), workdir="(test)")
+    with state_spec.mesh_context(run):
+        spec = state_spec.state_spec(run)
+        train_step = step.make_train_step(run.model, run.loss_fn, spec.tx, spec.schedule)
+        compiled = jax.jit(train_step).lower(spec.abstract_state, spec.example).compile()
+    assert flops_lib.compiled_flops(compiled) * run.mesh.devices.size < 0.9 * plain

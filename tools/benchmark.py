@@ -72,6 +72,7 @@ def prepare_train_step(config: Any) -> tuple[Callable[[], float], dict, dict]:
     from framework import sharding as sharding_lib
     from framework import state_spec, trainer
     from framework import step as step_lib
+    from framework import step_flops as step_flops_lib
     from framework import train_state as state_lib
 
     run = trainer.build(config, workdir="(benchmark: no workdir)")
@@ -88,6 +89,7 @@ def prepare_train_step(config: Any) -> tuple[Callable[[], float], dict, dict]:
             out_shardings=(shardings, None), donate_argnums=(0,),
         ).lower(spec.abstract_state, example).compile()
         compile_time = time.perf_counter() - start
+        step_flops = step_flops_lib.train_step_flops(run, example, compiled)
     holder = {"state": state}
 
     def run_step() -> float:
@@ -95,11 +97,10 @@ def prepare_train_step(config: Any) -> tuple[Callable[[], float], dict, dict]:
             holder["state"], metrics = compiled(holder["state"], batch)
             return float(jax.block_until_ready(metrics)["loss"])
 
-    per_device_flops = flops_lib.compiled_flops(compiled)
     num_devices = int(run.mesh.devices.size)
     return run_step, {
         "compile_time_s": compile_time,
-        "flops_per_step": None if per_device_flops is None else per_device_flops * num_devices,
+        "flops_per_step": step_flops,
         "params": flops_lib.count_params(spec.abstract_state.params),
         "num_devices": num_devices,
         "batch_size": int(config.batch_size),
