@@ -87,6 +87,26 @@ def test_eval_bad_input(run, tmp_path):
         eval_tool.main(["--workdir", str(tmp_path)])
 
 
+def test_eval_of_a_workdir_recorded_before_newer_config_keys(run, tmp_path):
+    """A config.json written before `wandb`, `on_nonfinite` and `checkpoint.async_save`
+    existed still evaluates: the missing keys get their defaults."""
+    workdir, _ = run
+    recorded = json.loads((workdir / "config.json").read_text())
+    for key in ("wandb", "on_nonfinite"):
+        recorded.pop(key)
+    recorded["checkpoint"].pop("async_save")
+    old = tmp_path / "old_run"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps(recorded))
+    config = eval_tool.run_config(str(old))
+    assert config.wandb.to_dict() == config_lib.load_config(TINY).wandb.to_dict()
+    assert "on_nonfinite" in config and "async_save" in config.checkpoint
+    recorded["wandb"] = {"projekt": "x"}  # A misspelt key is still an error, not filled.
+    (old / "config.json").write_text(json.dumps(recorded))
+    with pytest.raises(ConfigError, match="config.wandb"):
+        eval_tool.run_config(str(old))
+
+
 def test_tessera_to_npz_and_back_to_a_workdir(run, tmp_path, capsys):
     workdir, data = run
     npz = tmp_path / "params.npz"

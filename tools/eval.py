@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -28,6 +29,26 @@ def _tuples(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_tuples(v) for v in value)
     return value
+
+
+def fill_new_defaults(config: Any) -> list[str]:
+    """Adds to a recorded run config the keys that configs/trainer_defaults.py gained after
+    the run was recorded (top-level keys, and keys of its fixed groups such as
+    `checkpoint`, `wandb`, `init_from`), with their default values. Returns the dotted
+    names added (so a workdir from an older Tessera still evaluates)."""
+    from configs import trainer_defaults
+
+    defaults, added = trainer_defaults.get_config(), []
+    for key, value in defaults.items():
+        if key not in config:
+            config[key] = value
+            added.append(key)
+        elif key in ("checkpoint", "wandb", "init_from", "mesh"):
+            for sub, sub_value in value.items():
+                if sub not in config[key]:
+                    config[key][sub] = sub_value
+                    added.append(f"{key}.{sub}")
+    return added
 
 
 def run_config(workdir: str, overrides: list[str] = ()) -> Any:
@@ -47,6 +68,10 @@ def run_config(workdir: str, overrides: list[str] = ()) -> Any:
                           "pass the run's --config FILE.py[:ARG] instead.")
     with open(path) as f:
         config = ml_collections.ConfigDict(_tuples(json.load(f)))
+    added = fill_new_defaults(config)
+    if added:
+        logging.info("%s predates config keys %s; using their defaults.", path,
+                     ", ".join(added))
     for override in overrides:
         key, _, value = override.partition("=")
         config_lib.set_by_path(config, key, value)
