@@ -112,6 +112,25 @@ def test_token_fuser_restores_the_full_sequence_for_the_head():
     assert {"TokenFuser_0", "TokenFuser_1", "TokenLearnerModuleV11_1"} <= set(inter)
 
 
+def test_remat_keeps_params_loss_and_gradients():
+    kwargs = dict(TINY, patch_size=(4, 4), tokenlearner_loc=1, use_token_fuser=True)
+    plain = TokenLearnerClassifier(**kwargs, head_zeroinit=False)
+    remat = TokenLearnerClassifier(**kwargs, head_zeroinit=False, remat=True)
+    image = {"image": jax.random.normal(KEY, IMAGE["image"].shape)}
+    params = plain.init(KEY, image)["params"]
+    assert (jax.tree.map(jnp.shape, remat.init(KEY, image)["params"])
+            == jax.tree.map(jnp.shape, params))
+
+    def loss(model, p):
+        return jnp.sum(model.apply({"params": p}, image) ** 2)
+
+    np.testing.assert_allclose(loss(remat, params), loss(plain, params), rtol=1e-5)
+    for got, want in zip(jax.tree.leaves(jax.grad(lambda p: loss(remat, p))(params)),
+                         jax.tree.leaves(jax.grad(lambda p: loss(plain, p))(params))):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert _block_lengths(remat, IMAGE) == [24, 5, 5, 5]
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(tokenlearner_loc=4), "tokenlearner_loc=4"),
     (dict(tokenlearner_loc=1, tokenlearner_version="2.0"), "tokenlearner_version"),

@@ -2,7 +2,13 @@
 
 from framework.layers.attention import MultiHeadDotProductAttention
 from framework.layers.embeddings import PatchEmbedding, posemb_sincos_2d, position_embedding
-from framework.layers.encoder import REMAT_POLICIES, Encoder, EncoderBlock, remat_policy
+from framework.layers.encoder import (
+    REMAT_POLICIES,
+    Encoder,
+    EncoderBlock,
+    block_class,
+    remat_policy,
+)
 from framework.layers.mlp import MlpBlock
 from framework.layers.normalization import layer_norm
 from framework.layers.pooling import POOL_TYPES, MAPHead, pool_tokens
@@ -18,6 +24,7 @@ __all__ = [
     "MultiHeadDotProductAttention",
     "PatchEmbedding",
     "StochasticDepth",
+    "block_class",
     "layer_norm",
     "pool_tokens",
     "posemb_sincos_2d",

@@ -121,6 +121,18 @@ class _PositionalBlock(EncoderBlock):
         return y, None
 
 
+def block_class(remat: bool = False, policy: str | None = None, prevent_cse: bool = True):
+    """Returns the EncoderBlock class to call as `block(x, drop_path_rate, mask,
+    deterministic)` -> (x, None), wrapped in nn.remat when `remat` (activations recomputed in
+    the backward pass; `policy` a REMAT_POLICIES name or None). The parameter tree is
+    EncoderBlock's either way. `prevent_cse=False` is for blocks inside nn.scan."""
+    if not remat:
+        return _PositionalBlock
+    # Argument 4 (counting self as 0) is `deterministic`.
+    return nn.remat(_PositionalBlock, prevent_cse=prevent_cse, static_argnums=(4,),
+                    policy=remat_policy(policy))
+
+
 class Encoder(nn.Module):
     """A stack of `depth` EncoderBlocks followed by a LayerNorm (`encoder_norm`).
 
@@ -161,15 +173,7 @@ class Encoder(nn.Module):
     ) -> jax.Array:
         """Takes x (B, L, D) and an optional boolean mask broadcastable to (B, H, L, L);
         returns the normalized encoding (B, L, D) in `dtype`."""
-        block_cls = _PositionalBlock
-        if self.remat:
-            # Argument 4 (counting self as 0) is `deterministic`.
-            block_cls = nn.remat(
-                block_cls,
-                prevent_cse=not self.scan,
-                static_argnums=(4,),
-                policy=remat_policy(self.remat_policy),
-            )
+        block_cls = block_class(self.remat, self.remat_policy, prevent_cse=not self.scan)
         block_kwargs = dict(
             mlp_dim=self.mlp_dim,
             num_heads=self.num_heads,

@@ -48,10 +48,10 @@ import jax.numpy as jnp
 from framework import registry
 from framework.layers import (
     Encoder,
-    EncoderBlock,
     MlpBlock,
     PatchEmbedding,
     StochasticDepth,
+    block_class,
     position_embedding,
 )
 from framework.layers.cross_attention import CrossAttentionBlock
@@ -120,6 +120,8 @@ class MultiviewEncoder(nn.Module):
       dropout_rate, attention_dropout_rate: see EncoderBlock.
       stochastic_depth: largest drop-path rate; view i's layer l drops with
         stochastic_depth * l / (depth_i - 1).
+      remat, remat_policy: recompute each view block's activations in the backward pass
+        (see framework.layers.Encoder); the parameters are the same.
       dtype / param_dtype / attention_implementation: passed to every block.
     """
 
@@ -130,6 +132,8 @@ class MultiviewEncoder(nn.Module):
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
     stochastic_depth: float = 0.0
+    remat: bool = False
+    remat_policy: str | None = None
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
     attention_implementation: str | None = None
@@ -161,6 +165,7 @@ class MultiviewEncoder(nn.Module):
             bottleneck = jnp.broadcast_to(bottleneck.astype(self.dtype), (
                 batch, *bottleneck.shape[1:])).reshape(batch * segments, *bottleneck.shape[2:])
 
+        block_cls = block_class(self.remat, self.remat_policy)
         for layer in range(max(v.depth for v in self.views)):
             fuse = layer in fusion_layers
             if fuse and self.fusion == "cross_view_attention":
@@ -178,14 +183,14 @@ class MultiviewEncoder(nn.Module):
                         bottleneck = _dense(x.shape[-1], self.dtype, self.param_dtype,
                                             f"bottleneck_linear_{layer}_view{i}")(bottleneck)
                     x = jnp.concatenate([x, bottleneck], axis=1)
-                x = EncoderBlock(
+                x, _ = block_cls(
                     mlp_dim=self.views[i].mlp_dim, num_heads=self.views[i].num_heads,
                     dropout_rate=self.dropout_rate,
                     attention_dropout_rate=self.attention_dropout_rate,
                     dtype=self.dtype, param_dtype=self.param_dtype,
                     attention_implementation=self.attention_implementation,
                     name=f"encoderblock_{layer}_view{i}",
-                )(x, deterministic=deterministic, drop_path_rate=self.rate(layer, i))
+                )(x, self.rate(layer, i), None, deterministic)
                 if fuse and bottleneck is not None:
                     x, bottleneck = x[:, :-self.bottleneck_tokens], x[:, -self.bottleneck_tokens:]
                 xs[i] = x
@@ -241,6 +246,8 @@ class MTV(nn.Module):
       classifier: 'token' (class tokens) or 'gap' (average pooling) for the per-frame view
         features and the global encoder's output.
       dropout, attention_dropout, stochastic_depth: regularisation of every encoder.
+      remat, remat_policy: recompute block activations in the backward pass (views and
+        global encoder; less memory, same parameters).
       dtype / param_dtype: compute and storage dtypes (names or jnp dtypes); logits float32.
       attention_implementation: passed to jax.nn.dot_product_attention.
     """
@@ -255,6 +262,8 @@ class MTV(nn.Module):
     dropout: float = 0.0
     attention_dropout: float = 0.0
     stochastic_depth: float = 0.0
+    remat: bool = False
+    remat_policy: str | None = None
     dtype: Any = "float32"
     param_dtype: Any = "float32"
     attention_implementation: str | None = None
@@ -322,7 +331,8 @@ class MTV(nn.Module):
             views=views, fusion=self.fusion, fusion_layers=tuple(self.fusion_layers),
             bottleneck_tokens=self.bottleneck_tokens, dropout_rate=self.dropout,
             attention_dropout_rate=self.attention_dropout,
-            stochastic_depth=self.stochastic_depth, dtype=dtype, param_dtype=param_dtype,
+            stochastic_depth=self.stochastic_depth, remat=self.remat,
+            remat_policy=self.remat_policy, dtype=dtype, param_dtype=param_dtype,
             attention_implementation=self.attention_implementation, name="MultiviewEncoder",
         )(tokens, per_frame, deterministic=not train)
 
@@ -363,7 +373,8 @@ class MTV(nn.Module):
         x = Encoder(
             depth=glob["depth"], mlp_dim=glob["mlp_dim"], num_heads=glob["num_heads"],
             dropout_rate=self.dropout, attention_dropout_rate=self.attention_dropout,
-            stochastic_depth=self.stochastic_depth, dtype=dtype, param_dtype=param_dtype,
+            stochastic_depth=self.stochastic_depth, remat=self.remat,
+            remat_policy=self.remat_policy, dtype=dtype, param_dtype=param_dtype,
             attention_implementation=self.attention_implementation, name="global_encoder",
         )(x, deterministic=not train)
         return x[:, 0] if self.classifier == "token" else x.mean(axis=1)

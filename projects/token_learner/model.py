@@ -28,7 +28,13 @@ import jax
 import jax.numpy as jnp
 
 from framework import registry
-from framework.layers import Encoder, EncoderBlock, PatchEmbedding, layer_norm, position_embedding
+from framework.layers import (
+    Encoder,
+    PatchEmbedding,
+    block_class,
+    layer_norm,
+    position_embedding,
+)
 from framework.layers.heads import classifier_head
 from projects.token_learner.modules import TOKEN_LEARNERS, TokenFuser
 
@@ -49,6 +55,8 @@ class TokenLearnerEncoder(nn.Module):
       tokenlearner_version: '1.0' (conv maps, sigmoid) or '1.1' (MLP maps, softmax).
       bottleneck_dim: hidden width of the v1.1 map MLP and of the TokenFuser MLP.
       use_token_fuser: TokenLearner -> block -> TokenFuser at every layer from the loc.
+      remat, remat_policy: recompute each block's activations in the backward pass (see
+        framework.layers.Encoder); the parameters are the same.
       dtype / param_dtype / attention_implementation: passed to every block.
     """
 
@@ -63,6 +71,8 @@ class TokenLearnerEncoder(nn.Module):
     tokenlearner_version: str = "1.1"
     bottleneck_dim: int = 64
     use_token_fuser: bool = False
+    remat: bool = False
+    remat_policy: str | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     attention_implementation: str | None = None
@@ -77,8 +87,9 @@ class TokenLearnerEncoder(nn.Module):
         rates = Encoder(depth=self.depth, mlp_dim=self.mlp_dim, num_heads=self.num_heads,
                         stochastic_depth=self.stochastic_depth).drop_path_rates()
         learner_count = 0
+        block_cls = block_class(self.remat, self.remat_policy)
         for i in range(self.depth):
-            block = EncoderBlock(
+            block = block_cls(
                 mlp_dim=self.mlp_dim, num_heads=self.num_heads, dropout_rate=self.dropout_rate,
                 attention_dropout_rate=self.attention_dropout_rate, dtype=self.dtype,
                 param_dtype=self.param_dtype,
@@ -88,14 +99,13 @@ class TokenLearnerEncoder(nn.Module):
             learn_here = self.tokenlearner_loc is not None and (
                 i == self.tokenlearner_loc or (self.use_token_fuser and i > self.tokenlearner_loc))
             if not learn_here:
-                x = block(x, deterministic=deterministic, drop_path_rate=rate)
+                x, _ = block(x, rate, None, deterministic)
                 continue
             batch, _, width = x.shape
             original = x.reshape(batch * groups, -1, width)
             tokens = self._learner(learner_count)(original, grid_shape,
                                                   deterministic=deterministic)
-            x = block(tokens.reshape(batch, -1, width), deterministic=deterministic,
-                      drop_path_rate=rate)
+            x, _ = block(tokens.reshape(batch, -1, width), rate, None, deterministic)
             if self.use_token_fuser:
                 fused = TokenFuser(bottleneck_dim=self.bottleneck_dim,
                                    dropout_rate=self.dropout_rate, dtype=self.dtype,
@@ -137,6 +147,7 @@ class TokenLearnerClassifier(nn.Module):
       tokenlearner_version: '1.1' (default, Scenic's recommendation) or '1.0'.
       bottleneck_dim: MLP hidden width in the v1.1 TokenLearner and the TokenFuser.
       use_token_fuser: TokenLearner + TokenFuser at every layer from the loc on.
+      remat, remat_policy: recompute block activations in the backward pass (less memory).
       tokens_per: videos only: 'time_step' (num_tokens per temporal slice of tubelets)
         or 'clip' (num_tokens for the whole clip; v1.1 only).
       dtype / param_dtype: compute and storage dtypes (names or jnp dtypes).
@@ -160,6 +171,8 @@ class TokenLearnerClassifier(nn.Module):
     bottleneck_dim: int = 64
     use_token_fuser: bool = False
     tokens_per: str = "time_step"
+    remat: bool = False
+    remat_policy: str | None = None
     dtype: Any = "float32"
     param_dtype: Any = "float32"
     head_zeroinit: bool = True
@@ -185,7 +198,8 @@ class TokenLearnerClassifier(nn.Module):
             stochastic_depth=self.stochastic_depth, tokenlearner_loc=self.tokenlearner_loc,
             num_tokens=self.num_tokens, tokenlearner_version=self.tokenlearner_version,
             bottleneck_dim=self.bottleneck_dim, use_token_fuser=self.use_token_fuser,
-            dtype=dtype, param_dtype=param_dtype,
+            remat=self.remat, remat_policy=self.remat_policy, dtype=dtype,
+            param_dtype=param_dtype,
             attention_implementation=self.attention_implementation, name="Transformer",
         )(x, groups, group_grid, deterministic=not train)
         return classifier_head(jnp.mean(x, axis=1), {}, num_classes=self.num_classes,
