@@ -20,14 +20,16 @@ class CrossAttentionBlock(nn.Module):
     context (B, Lk, Dk), which may have another length and width.
 
     Submodules `LayerNorm_0` (queries, width Dq), `LayerNorm_1` (context, width Dk) and
-    `MultiHeadDotProductAttention_0` (q/k/v width Dq, so its key and value kernels are
-    (Dk, H, Dq / H) and project the context into the query's width). With `zero_init_out`
+    `MultiHeadDotProductAttention_0` (q/k/v width `qkv_features`, Dq by default, so its key
+    and value kernels are (Dk, H, Dq / H) and project the context into the query's width;
+    its output is projected back to Dq either way). With `zero_init_out`
     the `out` kernel starts at zero, so the block starts as the identity and a pretrained
     stream is undisturbed at initialisation (MTV's cross-view attention). Dropout follows
     the branch; stochastic depth drops it per example (rng stream 'dropout').
 
     Attributes:
-      num_heads: attention heads (must divide Dq).
+      num_heads: attention heads (must divide the q/k/v width).
+      qkv_features: q/k/v width; None = the query's width Dq.
       dropout_rate: dropout on the branch output.
       attention_dropout_rate: dropout on the attention weights.
       drop_path_rate: stochastic depth rate of the branch.
@@ -36,6 +38,7 @@ class CrossAttentionBlock(nn.Module):
     """
 
     num_heads: int
+    qkv_features: int | None = None
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
     drop_path_rate: float = 0.0
@@ -55,7 +58,8 @@ class CrossAttentionBlock(nn.Module):
         keys = layer_norm(self.dtype, self.param_dtype)(context)
         y = MultiHeadDotProductAttention(
             num_heads=self.num_heads,
-            qkv_features=x.shape[-1],
+            qkv_features=self.qkv_features or x.shape[-1],
+            out_features=x.shape[-1],
             dropout_rate=self.attention_dropout_rate,
             dtype=self.dtype,
             param_dtype=self.param_dtype,

@@ -117,6 +117,9 @@ class MultiviewEncoder(nn.Module):
       views: the ViewSpecs, widest view (largest tubelet) first.
       fusion: one of FUSION_TYPES; fusion_layers: 0-based layer indices it acts at.
       bottleneck_tokens: learned tokens per segment for fusion 'bottleneck'.
+      use_query_config: cross-view attention in the querying view's width and heads (True,
+        the paper's "project the keys and values"), or in the attended view's (Scenic's
+        use_query_config=False).
       dropout_rate, attention_dropout_rate: see EncoderBlock.
       stochastic_depth: largest drop-path rate; view i's layer l drops with
         stochastic_depth * l / (depth_i - 1).
@@ -129,6 +132,7 @@ class MultiviewEncoder(nn.Module):
     fusion: str = "cross_view_attention"
     fusion_layers: Sequence[int] = ()
     bottleneck_tokens: int = 4
+    use_query_config: bool = True
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
     stochastic_depth: float = 0.0
@@ -198,11 +202,14 @@ class MultiviewEncoder(nn.Module):
 
     def _cross_view_attention(self, xs: list[jax.Array], layer: int,
                               deterministic: bool) -> list[jax.Array]:
-        """View i attends to view i + 1 (both as they were before this layer)."""
+        """View i attends to view i + 1 (both as they were before this layer), in view i's
+        width and heads, or with `use_query_config=False` in view i + 1's."""
         out = list(xs)
         for i in range(len(xs) - 1):
+            config = self.views[i if self.use_query_config else i + 1]
             out[i] = CrossAttentionBlock(
-                num_heads=self.views[i].num_heads, dropout_rate=self.dropout_rate,
+                num_heads=config.num_heads, qkv_features=config.hidden_size,
+                dropout_rate=self.dropout_rate,
                 attention_dropout_rate=self.attention_dropout_rate,
                 drop_path_rate=self.rate(layer, i), dtype=self.dtype,
                 param_dtype=self.param_dtype,
@@ -241,6 +248,8 @@ class MTV(nn.Module):
         builds them.
       fusion: one of FUSION_TYPES; fusion_layers: layer indices (0-based) it acts at;
         bottleneck_tokens: tokens per segment for 'bottleneck'.
+      use_query_config: cross-view attention in the querying (wider-tubelet) view's width
+        and heads (True, Scenic's released configs) or in the attended view's (False).
       global_encoder: {depth, mlp_dim, num_heads, hidden_size (used by merge_axis 'time'),
         merge_axis ('channel' or 'time')}.
       classifier: 'token' (class tokens) or 'gap' (average pooling) for the per-frame view
@@ -257,6 +266,7 @@ class MTV(nn.Module):
     fusion: str = "cross_view_attention"
     fusion_layers: Sequence[int] = (5, 11)
     bottleneck_tokens: int = 4
+    use_query_config: bool = True
     global_encoder: Mapping[str, Any] | None = None
     classifier: str = "token"
     dropout: float = 0.0
@@ -329,7 +339,8 @@ class MTV(nn.Module):
 
         tokens = MultiviewEncoder(
             views=views, fusion=self.fusion, fusion_layers=tuple(self.fusion_layers),
-            bottleneck_tokens=self.bottleneck_tokens, dropout_rate=self.dropout,
+            bottleneck_tokens=self.bottleneck_tokens,
+            use_query_config=self.use_query_config, dropout_rate=self.dropout,
             attention_dropout_rate=self.attention_dropout,
             stochastic_depth=self.stochastic_depth, remat=self.remat,
             remat_policy=self.remat_policy, dtype=dtype, param_dtype=param_dtype,

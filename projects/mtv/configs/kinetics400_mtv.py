@@ -7,6 +7,8 @@ Variants (VARIANTS):
       zoo reports the same 81.8.
   L   MTV-L = Ti/16+S/8+B/4+L/2, cross-view attention at (11, 23); 84.3 top-1, 96.3
       top-5 (JFT-pretrained views); 876M params, 18.05 TFLOPs for 12 views.
+Both with cross-view attention in the attended view's width (use_query_config=False), the
+setting that matches these costs; Scenic's released configs use True (recipes.py).
 Recipe and initialisation: projects/mtv/recipes.py. Set config.init_from.path and
 config.init_from.options.view_paths to one image ViT per view (widest view first).
 """
