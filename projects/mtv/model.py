@@ -21,9 +21,11 @@ connections between neighbouring views at `fusion_layers` exchange information:
 - 'none': independent encoders (late fusion in the global encoder only).
 
 A global encoder (a transformer with its own class token and learned position embedding)
-runs over the per-frame class tokens of all views, merged along channels (tiled in time to
-the longest view; the paper's default) or, with merge_axis 'time', projected to its
-`hidden_size` and concatenated in time. Its class token feeds the `output_projection` head.
+runs over the per-frame class tokens of all views, merged along channels (the paper's
+default; each view's frames repeated in time to the longest view's count, or with
+`view_tiling='tile'` its sequence tiled, as Scenic's MTV does) or, with merge_axis 'time',
+projected to its `hidden_size` and concatenated in time. Its class token feeds the
+`output_projection` head.
 
 Parameter tree (Scenic's MTV names where they exist): `embedding_view{i}` (tubelet conv),
 `cls_view{i}` (1, t_i, 1, D_i), `MultiviewEncoder/posembed_view{i}` (1, L_i, D_i) with L_i the
@@ -61,6 +63,7 @@ from projects.mtv.views import ViewSpec, view_specs
 
 FUSION_TYPES = ("cross_view_attention", "bottleneck", "mlp", "none")
 MERGE_AXES = ("channel", "time")
+VIEW_TILINGS = ("repeat", "tile")
 CLASSIFIERS = ("token", "gap")
 
 
@@ -251,7 +254,9 @@ class MTV(nn.Module):
       use_query_config: cross-view attention in the querying (wider-tubelet) view's width
         and heads (True, Scenic's released configs) or in the attended view's (False).
       global_encoder: {depth, mlp_dim, num_heads, hidden_size (used by merge_axis 'time'),
-        merge_axis ('channel' or 'time')}.
+        merge_axis ('channel' or 'time'), view_tiling ('repeat': a wide view's frame is
+        repeated over the narrow frames it covers, so the merged frames are aligned in time;
+        'tile': the wide view's sequence is tiled, as Scenic's MTV does; channel merge only)}.
       classifier: 'token' (class tokens) or 'gap' (average pooling) for the per-frame view
         features and the global encoder's output.
       dropout, attention_dropout, stochastic_depth: regularisation of every encoder.
@@ -293,12 +298,16 @@ class MTV(nn.Module):
         if self.fusion != "none" and len(views) < 2:
             raise ValueError(f"config.model.fusion={self.fusion!r} needs two or more views; "
                              "use fusion='none' for a single view.")
-        glob = dict(depth=12, mlp_dim=3072, num_heads=8, hidden_size=768, merge_axis="channel")
+        glob = dict(depth=12, mlp_dim=3072, num_heads=8, hidden_size=768, merge_axis="channel",
+                    view_tiling="repeat")
         glob.update(dict(self.global_encoder or {}))
-        unknown = set(glob) - {"depth", "mlp_dim", "num_heads", "hidden_size", "merge_axis"}
-        if unknown or glob["merge_axis"] not in MERGE_AXES:
+        unknown = set(glob) - {"depth", "mlp_dim", "num_heads", "hidden_size", "merge_axis",
+                               "view_tiling"}
+        if (unknown or glob["merge_axis"] not in MERGE_AXES
+                or glob["view_tiling"] not in VIEW_TILINGS):
             raise ValueError(f"config.model.global_encoder={glob}: keys depth, mlp_dim, "
-                             f"num_heads, hidden_size, merge_axis (one of {MERGE_AXES}).")
+                             f"num_heads, hidden_size, merge_axis (one of {MERGE_AXES}), "
+                             f"view_tiling (one of {VIEW_TILINGS}).")
         return glob
 
     @nn.compact
@@ -361,6 +370,9 @@ class MTV(nn.Module):
             feats.append(x[:, :, 0] if self.classifier == "token" else x.mean(axis=2))
         if glob["merge_axis"] == "channel":
             longest = max(f.shape[1] for f in feats)
+            if glob["view_tiling"] == "tile":  # [f0, f1, f0, f1, ...], as Scenic's MTV.
+                return jnp.concatenate([jnp.tile(f, (1, longest // f.shape[1], 1))
+                                        for f in feats], axis=-1)
             # Each frame of a wide view is repeated over the narrow frames it covers.
             return jnp.concatenate([jnp.repeat(f, longest // f.shape[1], axis=1)
                                     for f in feats], axis=-1)

@@ -60,9 +60,9 @@ def model_group(size: str, num_classes: int, **extra) -> ml_collections.ConfigDi
         fusion="cross_view_attention", fusion_layers=fusion_layers, bottleneck_tokens=4,
         use_query_config=False,
         global_encoder=dict(depth=12, mlp_dim=3072, num_heads=8, hidden_size=768,
-                            merge_axis="channel"),
+                            merge_axis="channel", view_tiling="repeat"),
         classifier="token", dropout=0.0, attention_dropout=0.0, stochastic_depth=0.1,
-        dtype="bfloat16", **extra))
+        remat=False, remat_policy=None, dtype="bfloat16", **extra))
 
 
 def paper_config(dataset: str, size: str, num_classes: int, reference: dict, *,

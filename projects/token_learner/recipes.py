@@ -33,7 +33,7 @@ def model_group(size: str, num_classes: int, patch_size: tuple[int, ...], *,
         tokenlearner_loc=ml_collections.FieldReference(tokenlearner_loc, field_type=int),
         num_tokens=num_tokens, tokenlearner_version="1.1", bottleneck_dim=64,
         use_token_fuser=False, tokens_per="time_step", dropout=0.0, attention_dropout=0.0,
-        stochastic_depth=0.0, dtype="bfloat16", **extra))
+        stochastic_depth=0.0, remat=False, remat_policy=None, dtype="bfloat16", **extra))
 
 
 def imagenet_data(resolution: int) -> ml_collections.ConfigDict:

@@ -59,8 +59,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             views=(_view(width, depth, 2, (4, 4, 4)), _view(2 * width, depth, 4, (2, 4, 4))),
             fusion=FUSIONS[arg.removeprefix("test").removeprefix("tiny")],
             fusion_layers=(0, 1) if test else (1, 3), bottleneck_tokens=4,
+            use_query_config=True,
             global_encoder=dict(depth=1, mlp_dim=4 * width, num_heads=4, hidden_size=width,
-                                merge_axis="channel"),
+                                merge_axis="channel", view_tiling="repeat"),
             classifier="token", dropout=0.0, attention_dropout=0.0, stochastic_depth=0.0,
             dtype="float32"))
     c.loss = ml_collections.ConfigDict({"name": "softmax_xent", "label_smoothing": 0.0})
