@@ -117,16 +117,17 @@ def test_remat_keeps_params_loss_and_gradients():
     plain = TokenLearnerClassifier(**kwargs, head_zeroinit=False)
     remat = TokenLearnerClassifier(**kwargs, head_zeroinit=False, remat=True)
     image = {"image": jax.random.normal(KEY, IMAGE["image"].shape)}
-    params = plain.init(KEY, image)["params"]
-    assert (jax.tree.map(jnp.shape, remat.init(KEY, image)["params"])
+    params = jax.jit(plain.init)(KEY, image)["params"]
+    assert (jax.tree.map(jnp.shape, jax.eval_shape(remat.init, KEY, image)["params"])
             == jax.tree.map(jnp.shape, params))
 
-    def loss(model, p):
-        return jnp.sum(model.apply({"params": p}, image) ** 2)
+    def loss_and_grads(model):
+        return jax.jit(jax.value_and_grad(
+            lambda p: jnp.sum(model.apply({"params": p}, image) ** 2)))
 
-    np.testing.assert_allclose(loss(remat, params), loss(plain, params), rtol=1e-5)
-    for got, want in zip(jax.tree.leaves(jax.grad(lambda p: loss(remat, p))(params)),
-                         jax.tree.leaves(jax.grad(lambda p: loss(plain, p))(params))):
+    (loss, grads), (want_loss, want_grads) = (loss_and_grads(m)(params) for m in (remat, plain))
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert _block_lengths(remat, IMAGE) == [24, 5, 5, 5]
 

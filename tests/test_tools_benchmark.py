@@ -162,10 +162,10 @@ def test_step_flops_count_scanned_layers_and_accumulation(tmp_path):
     accumulated = benchmark.prepare_train_step(config(accum=2))[1]["flops_per_step"]
     assert scanned == pytest.approx(plain, rel=0.02)
     assert accumulated == pytest.approx(plain, rel=0.02)
-    # The compiled scanned program alone counts one of the two layers: what was fixed.
+    # XLA's count of the scanned program itself covers one of the two layers: what was fixed.
     run = trainer.build(config(scan=True), workdir="(test)")
     with state_spec.mesh_context(run):
         spec = state_spec.state_spec(run)
         train_step = step.make_train_step(run.model, run.loss_fn, spec.tx, spec.schedule)
-        compiled = jax.jit(train_step).lower(spec.abstract_state, spec.example).compile()
-    assert flops_lib.compiled_flops(compiled) * run.mesh.devices.size < 0.9 * plain
+        lowered = jax.jit(train_step).lower(spec.abstract_state, spec.example)
+    assert flops_lib.compiled_flops(lowered) < 0.9 * plain
