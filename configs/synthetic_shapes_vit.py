@@ -7,7 +7,7 @@ stack (sharded init, jitted step, evaluation, checkpoints, resume). Variants:
 
 import ml_collections
 
-from configs import trainer_defaults
+from configs.synthetic_classification import tiny_classification_config
 
 VARIANTS = ("default", "test")
 
@@ -15,29 +15,13 @@ VARIANTS = ("default", "test")
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns the demo config; `arg` is one of VARIANTS (None = "default")."""
     arg = arg or "default"
-    c = trainer_defaults.get_config()
-    c.seed = 0
-    c.total_steps = 600
-    c.batch_size = 64
-    c.log_every = 50
-    c.eval_every = 200
-    c.checkpoint_every = 200
-
-    c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
-    c.sharding.rules = "fsdp"
-
+    c = tiny_classification_config("synthetic_shapes", total_steps=600, batch_size=64, lr=2e-3,
+                                   warmup_steps=50, eval_every=200)
     c.model = ml_collections.ConfigDict(dict(
         name="vit_classification", num_classes=12, patch_size=(4, 4), hidden_size=64,
         depth=4, mlp_dim=128, num_heads=4, posemb="learn", pool_type="gap", dtype="float32"))
-    c.loss = ml_collections.ConfigDict({"name": "softmax_xent", "label_smoothing": 0.0})
-    c.optimizer.update(dict(name="adamw", lr=2e-3, weight_decay=1e-4, grad_clip_norm=1.0))
     c.optimizer.b1 = 0.9
     c.optimizer.b2 = 0.999
-    c.schedule = ml_collections.ConfigDict({"name": "cosine", "warmup_steps": 50})
-
-    c.data.train = ml_collections.ConfigDict({"name": "synthetic_shapes", "split": "train"})
-    c.data.eval = ml_collections.ConfigDict({"name": "synthetic_shapes", "split": "eval"})
-    c.evaluators = ml_collections.ConfigDict({"classification": {"data": "eval"}})
 
     if arg == "test":
         c.total_steps = 10

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs import model_sizes, trainer_defaults
+from configs import model_sizes
+from configs.synthetic_classification import tiny_classification_config
 
 KINETICS400_TRAIN_SIZE = 214_834  # Scenic's count; videos disappear from YouTube over time.
 # Kinetics-400 as written by `tools/prepare_dataset.py videos --output kinetics400`
@@ -61,29 +62,13 @@ def tiny_config(arg: str, dataset: str, num_classes: int, patch_size: tuple[int,
     (any arg starting "tiny_": no TokenLearner) or "test" (width 32, depth 2, 4 tokens after
     layer 1, 8 steps at batch 16 on `test_examples` generated examples per split).
     """
-    c = trainer_defaults.get_config()
-    c.seed = 0
-    c.total_steps = total_steps
-    c.batch_size = batch_size
-    c.log_every = 50
-    c.eval_every = total_steps // 2
-    c.checkpoint_every = total_steps // 2
-    c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
-    c.sharding.rules = "fsdp"
-
+    c = tiny_classification_config(dataset, total_steps=total_steps, batch_size=batch_size,
+                                   lr=2e-3, warmup_steps=warmup_steps, model_input=model_input)
     c.model = model_group("Ti", num_classes, patch_size, tokenlearner_loc=2, num_tokens=8,
                           depth=4)
     c.model.update(dict(hidden_size=64, mlp_dim=128, num_heads=4, dtype="float32"))
     if arg.startswith("tiny_"):
         c.model.tokenlearner_loc = None
-    c.loss = ml_collections.ConfigDict({"name": "softmax_xent", "label_smoothing": 0.0})
-    c.optimizer.update(dict(name="adamw", lr=2e-3, weight_decay=1e-4, grad_clip_norm=1.0))
-    c.schedule = ml_collections.ConfigDict({"name": "cosine", "warmup_steps": warmup_steps})
-
-    c.data.train = ml_collections.ConfigDict({"name": dataset, "split": "train"})
-    c.data.eval = ml_collections.ConfigDict({"name": dataset, "split": "eval"})
-    c.evaluators = ml_collections.ConfigDict({"classification": {"data": "eval"}})
-    c.model_input = ml_collections.ConfigDict(model_input)
 
     if arg == "test":
         c.update(dict(total_steps=8, batch_size=16, log_every=4, eval_every=0,

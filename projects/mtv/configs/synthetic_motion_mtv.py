@@ -18,7 +18,7 @@ Variants (VARIANTS):
 
 import ml_collections
 
-from configs import trainer_defaults
+from configs.synthetic_classification import tiny_classification_config
 
 VARIANTS = ("tiny", "tiny_bottleneck", "tiny_mlp", "tiny_none", "tiny_vivit", "test",
             "test_bottleneck", "test_mlp")
@@ -36,16 +36,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = arg or "tiny"
     if arg not in VARIANTS:
         raise ValueError(f"synthetic_motion_mtv: unknown variant {arg!r}; use one of {VARIANTS}.")
-    c = trainer_defaults.get_config()
-    c.seed = 0
-    c.total_steps = 400
-    c.batch_size = 32
-    c.log_every = 50
-    c.eval_every = 200
-    c.checkpoint_every = 200
-    c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
-    c.sharding.rules = "fsdp"
-
+    c = tiny_classification_config("synthetic_motion", total_steps=400, batch_size=32, lr=2e-3,
+                                   warmup_steps=40, model_input={"video": "float32[8,32,32,3]"})
     test = arg.startswith("test")
     width, depth = (16, 2) if test else (32, 4)
     if arg == "tiny_vivit":
@@ -64,14 +56,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                 merge_axis="channel", view_tiling="repeat"),
             classifier="token", dropout=0.0, attention_dropout=0.0, stochastic_depth=0.0,
             dtype="float32"))
-    c.loss = ml_collections.ConfigDict({"name": "softmax_xent", "label_smoothing": 0.0})
-    c.optimizer.update(dict(name="adamw", lr=2e-3, weight_decay=1e-4, grad_clip_norm=1.0))
-    c.schedule = ml_collections.ConfigDict({"name": "cosine", "warmup_steps": 40})
-
-    c.data.train = ml_collections.ConfigDict({"name": "synthetic_motion", "split": "train"})
-    c.data.eval = ml_collections.ConfigDict({"name": "synthetic_motion", "split": "eval"})
-    c.evaluators = ml_collections.ConfigDict({"classification": {"data": "eval"}})
-    c.model_input = ml_collections.ConfigDict({"video": "float32[8,32,32,3]"})
 
     if test:
         c.total_steps = 4

@@ -13,7 +13,7 @@ Not a paper setting: the demo that temporal modelling matters. Variants (VARIANT
 
 import ml_collections
 
-from configs import trainer_defaults
+from configs.synthetic_classification import tiny_classification_config
 
 VARIANTS = ("tiny", "tiny-frame", "tiny-ST", "tiny-FSA", "tiny-FDP", "test")
 
@@ -26,16 +26,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns the tiny config of `arg` (one of VARIANTS; None = "tiny")."""
     arg = arg or "tiny"
     variant, pool = MODELS[arg]
-    c = trainer_defaults.get_config()
-    c.seed = 0
-    c.total_steps = 400
-    c.batch_size = 32
-    c.log_every = 50
-    c.eval_every = 200
-    c.checkpoint_every = 200
-    c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
-    c.sharding.rules = "dp"
-
+    c = tiny_classification_config("synthetic_motion", total_steps=400, batch_size=32, lr=1e-3,
+                                   warmup_steps=40, sharding="dp",
+                                   model_input={"video": "float32[8,32,32,3]"})
     c.model = ml_collections.ConfigDict(dict(
         name="vivit_classification", variant=variant, num_classes=4, patch_size=(2, 4, 4),
         num_sampled_frames=None, hidden_size=32, depth=2, mlp_dim=64, num_heads=2,
@@ -43,14 +36,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg == "tiny-frame":
         c.model.patch_size = (1, 4, 4)
         c.model.num_sampled_frames = 1
-    c.loss = ml_collections.ConfigDict({"name": "softmax_xent", "label_smoothing": 0.0})
-    c.optimizer.update(dict(name="adamw", lr=1e-3, weight_decay=1e-4, grad_clip_norm=1.0))
-    c.schedule = ml_collections.ConfigDict({"name": "cosine", "warmup_steps": 40})
-
-    c.data.train = ml_collections.ConfigDict({"name": "synthetic_motion", "split": "train"})
-    c.data.eval = ml_collections.ConfigDict({"name": "synthetic_motion", "split": "eval"})
-    c.evaluators = ml_collections.ConfigDict({"classification": {"data": "eval"}})
-    c.model_input = ml_collections.ConfigDict({"video": "float32[8,32,32,3]"})
 
     if arg == "test":
         c.total_steps = 4
