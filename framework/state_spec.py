@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import ml_collections
@@ -39,6 +39,31 @@ class StateSpec:
     shardings: state_lib.TrainState
 
 
+class AbstractTraining(NamedTuple):
+    """params: the abstract param tree (unboxed ShapeDtypeStructs); tx and schedule: the
+    optimizer; abstract_state / shardings: TrainStates of ShapeDtypeStructs and of
+    NamedShardings."""
+
+    params: Any
+    tx: optax.GradientTransformation
+    schedule: Callable[[jax.Array], jax.Array]
+    abstract_state: state_lib.TrainState
+    shardings: state_lib.TrainState
+
+
+def abstract_training(model: nn.Module, example: dict, config: ml_collections.ConfigDict,
+                      mesh: Any, rules: Any) -> AbstractTraining:
+    """Returns the AbstractTraining of `model` on the abstract global batch `example`, with
+    `config`'s optimizer, schedule and total_steps, sharded over `mesh` by `rules`: what the
+    trainer builds before its first step. Nothing is allocated."""
+    boxed = state_lib.abstract_params(model, example)
+    params = flops_lib.unbox(boxed)
+    tx, schedule = optim.make_optimizer(config.optimizer, config.schedule, config.total_steps,
+                                        params)
+    abstract_state, shardings = state_lib.abstract_state_and_shardings(boxed, tx, mesh, rules)
+    return AbstractTraining(params, tx, schedule, abstract_state, shardings)
+
+
 @contextlib.contextmanager
 def mesh_context(run: Any) -> Iterator[None]:
     """Enters `run`'s mesh and logical-axis rules (as the trainer does around its loop)."""
@@ -56,9 +81,6 @@ def state_spec(run: Any, config: ml_collections.ConfigDict | None = None) -> Sta
     config = config if config is not None else run.config
     local = next(iter(pipeline.make_train_loader(config.data, config.batch_size, config.seed)))
     example = sharding_lib.abstract_global_batch(local, run.mesh)
-    boxed = state_lib.abstract_params(run.model, example)
-    tx, schedule = optim.make_optimizer(config.optimizer, config.schedule, config.total_steps,
-                                        flops_lib.unbox(boxed))
-    abstract_state, shardings = state_lib.abstract_state_and_shardings(
-        boxed, tx, run.mesh, run.rules)
-    return StateSpec(local, example, tx, schedule, abstract_state, shardings)
+    built = abstract_training(run.model, example, config, run.mesh, run.rules)
+    return StateSpec(local, example, built.tx, built.schedule, built.abstract_state,
+                     built.shardings)

@@ -15,9 +15,8 @@ from typing import Any
 import jax
 
 from framework import flops as flops_lib
-from framework import optim
+from framework import state_spec
 from framework import step as step_lib
-from framework import train_state as state_lib
 
 
 def train_step_flops(run: Any, example: dict, compiled: Any) -> float | None:
@@ -33,10 +32,6 @@ def train_step_flops(run: Any, example: dict, compiled: Any) -> float | None:
     if model is run.model and run.grad_accum_steps == 1:
         per_device = flops_lib.compiled_flops(compiled)
         return None if per_device is None else per_device * int(run.mesh.devices.size)
-    config = run.config
-    boxed = state_lib.abstract_params(model, example)
-    tx, schedule = optim.make_optimizer(config.optimizer, config.schedule, config.total_steps,
-                                        flops_lib.unbox(boxed))
-    abstract_state, _ = state_lib.abstract_state_and_shardings(boxed, tx, run.mesh, run.rules)
-    unrolled = step_lib.make_train_step(model, run.loss_fn, tx, schedule, 1)
-    return flops_lib.compiled_flops(jax.jit(unrolled).lower(abstract_state, example))
+    built = state_spec.abstract_training(model, example, run.config, run.mesh, run.rules)
+    unrolled = step_lib.make_train_step(model, run.loss_fn, built.tx, built.schedule, 1)
+    return flops_lib.compiled_flops(jax.jit(unrolled).lower(built.abstract_state, example))

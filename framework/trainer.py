@@ -21,7 +21,7 @@ import framework.models  # noqa: F401  (registers the built-in models)
 from framework import checkpoint as checkpoint_lib
 from framework import config as config_lib
 from framework import flops as flops_lib
-from framework import guards, optim, preemption, registry
+from framework import guards, optim, preemption, registry, state_spec
 from framework import metrics as metrics_lib
 from framework import sharding as sharding_lib
 from framework import step as step_lib
@@ -172,7 +172,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if on_config_change != "warn":  # Refuse before anything starts; warnings come later.
         check_config_change(config, workdir, on_config_change)
     os.makedirs(workdir, exist_ok=True)
-    with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.activation_rules(run.rules)):
+    with state_spec.mesh_context(run):
         return _train(run, stop_at_step or config.total_steps, on_config_change)
 
 
@@ -186,14 +186,10 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn") -> Resul
     first_local = next(train_iter)
     example = sharding_lib.abstract_global_batch(first_local, mesh)
 
-    boxed = state_lib.abstract_params(run.model, example)
-    tx, schedule = optim.make_optimizer(config.optimizer, config.schedule, config.total_steps,
-                                        flops_lib.unbox(boxed))
-    abstract_state, state_shardings = state_lib.abstract_state_and_shardings(
-        boxed, tx, mesh, run.rules)
+    params, tx, schedule, abstract_state, state_shardings = state_spec.abstract_training(
+        run.model, example, config, mesh, run.rules)
     if is_main:
-        log.info("Parameter groups:\n%s",
-                 optim.describe_param_groups(flops_lib.unbox(boxed), config.optimizer))
+        log.info("Parameter groups:\n%s", optim.describe_param_groups(params, config.optimizer))
 
     restored = checkpointer.restore_latest(abstract_state, train_iter)
     if restored is not None:
