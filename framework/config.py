@@ -18,6 +18,9 @@ from framework.registry import ConfigError
 # Model, loss, optimizer, schedule, data and evaluator keys are checked by their factories.
 _INT_KEYS = ("seed", "total_steps", "batch_size", "log_every", "eval_every", "checkpoint_every")
 _MESH_AXES = ("data", "fsdp", "tensor")
+# Groups whose keys configs/trainer_defaults.py fixes: `validate` rejects any other key in
+# them, and `fill_new_defaults` adds the ones a recorded config predates.
+_KEYED_GROUPS = ("checkpoint", "wandb", "init_from")
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -178,9 +181,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not isinstance(size, int) or (size < 1 and size != -1):
             raise ConfigError(f"config.mesh.{axis}={size!r}: must be a positive int or -1 "
                               "(the rest of the devices).")
-    _check_keys(config.checkpoint, known.checkpoint.keys(), "config.checkpoint")
-    _check_keys(config.wandb, known.wandb.keys(), "config.wandb")
-    _check_keys(config.init_from, known.init_from.keys(), "config.init_from")
+    for group in _KEYED_GROUPS:
+        _check_keys(config[group], known[group].keys(), f"config.{group}")
     for key in ("model", "loss", "optimizer", "schedule"):
         _require_name(config[key], f"config.{key}")
     _require_name(config.data.train, "config.data.train")
@@ -188,6 +190,26 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not isinstance(evaluator, ml_collections.ConfigDict):
             raise ConfigError(f"config.evaluators.{name}: must be a group of keys "
                               "(the evaluator's arguments), got {evaluator!r}.")
+
+
+def fill_new_defaults(config: ml_collections.ConfigDict) -> list[str]:
+    """Adds to a recorded run config, in place, the keys that configs/trainer_defaults.py
+    gained after the run was recorded (top-level keys, and keys of `mesh` and the groups
+    `validate` checks key by key), with their default values. Returns the dotted names added
+    (so a workdir from an older Tessera still evaluates)."""
+    from configs import trainer_defaults
+
+    defaults, added = trainer_defaults.get_config(), []
+    for key, value in defaults.items():
+        if key not in config:
+            config[key] = value
+            added.append(key)
+        elif key in ("mesh", *_KEYED_GROUPS):
+            for sub, sub_value in value.items():
+                if sub not in config[key]:
+                    config[key][sub] = sub_value
+                    added.append(f"{key}.{sub}")
+    return added
 
 
 def _check_keys(node: ml_collections.ConfigDict, allowed: Iterable[str], where: str) -> None:

@@ -31,26 +31,6 @@ def _tuples(value: Any) -> Any:
     return value
 
 
-def fill_new_defaults(config: Any) -> list[str]:
-    """Adds to a recorded run config the keys that configs/trainer_defaults.py gained after
-    the run was recorded (top-level keys, and keys of its fixed groups such as
-    `checkpoint`, `wandb`, `init_from`), with their default values. Returns the dotted
-    names added (so a workdir from an older Tessera still evaluates)."""
-    from configs import trainer_defaults
-
-    defaults, added = trainer_defaults.get_config(), []
-    for key, value in defaults.items():
-        if key not in config:
-            config[key] = value
-            added.append(key)
-        elif key in ("checkpoint", "wandb", "init_from", "mesh"):
-            for sub, sub_value in value.items():
-                if sub not in config[key]:
-                    config[key][sub] = sub_value
-                    added.append(f"{key}.{sub}")
-    return added
-
-
 def run_config(workdir: str, overrides: list[str] = ()) -> Any:
     """Returns the validated ConfigDict saved by the run in WORKDIR/config.json, with
     `overrides` ("KEY=VALUE") applied. Lists in the JSON become tuples, as in config files.
@@ -68,7 +48,7 @@ def run_config(workdir: str, overrides: list[str] = ()) -> Any:
                           "pass the run's --config FILE.py[:ARG] instead.")
     with open(path) as f:
         config = ml_collections.ConfigDict(_tuples(json.load(f)))
-    added = fill_new_defaults(config)
+    added = config_lib.fill_new_defaults(config)
     if added:
         logging.info("%s predates config keys %s; using their defaults.", path,
                      ", ".join(added))
