@@ -121,8 +121,8 @@ class MultiviewEncoder(nn.Module):
       fusion: one of FUSION_TYPES; fusion_layers: 0-based layer indices it acts at.
       bottleneck_tokens: learned tokens per segment for fusion 'bottleneck'.
       use_query_config: cross-view attention in the querying view's width and heads (True,
-        the paper's "project the keys and values"), or in the attended view's (Scenic's
-        use_query_config=False).
+        Scenic's released configs), or in the attended view's (False, the setting that
+        matches the paper's cost table; projects/mtv/recipes.py).
       dropout_rate, attention_dropout_rate: see EncoderBlock.
       stochastic_depth: largest drop-path rate; view i's layer l drops with
         stochastic_depth * l / (depth_i - 1).
@@ -300,9 +300,8 @@ class MTV(nn.Module):
                              "use fusion='none' for a single view.")
         glob = dict(depth=12, mlp_dim=3072, num_heads=8, hidden_size=768, merge_axis="channel",
                     view_tiling="repeat")
+        unknown = set(self.global_encoder or {}) - set(glob)
         glob.update(dict(self.global_encoder or {}))
-        unknown = set(glob) - {"depth", "mlp_dim", "num_heads", "hidden_size", "merge_axis",
-                               "view_tiling"}
         if (unknown or glob["merge_axis"] not in MERGE_AXES
                 or glob["view_tiling"] not in VIEW_TILINGS):
             raise ValueError(f"config.model.global_encoder={glob}: keys depth, mlp_dim, "
