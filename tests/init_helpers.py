@@ -1,4 +1,5 @@
-"""Shared by the layer and ViT tests: abstract init and cheap numpy-drawn variables."""
+"""Shared by the model tests: abstract init, cheap numpy-drawn variables, and the loss and
+gradients used to compare two forms of one model (remat, scan)."""
 
 import jax
 import jax.numpy as jnp
@@ -21,3 +22,9 @@ def init(module, *args, **kwargs):
         lambda s: jnp.asarray(rng.normal(0.0, 0.3, s.shape), s.dtype),
         nn.unbox(abstract_init(module, *args, **kwargs)),
     )
+
+
+def sum_of_squares_and_grads(forward, params):
+    """Returns (sum(forward(params) ** 2), its gradient w.r.t. params), jitted: a loss that
+    reaches every output, for checking that two forms of a model compute the same thing."""
+    return jax.jit(jax.value_and_grad(lambda p: jnp.sum(forward(p) ** 2)))(params)

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from init_helpers import ALLOWED_AXES, KEY, abstract_init, init
+from init_helpers import ALLOWED_AXES, KEY, abstract_init, init, sum_of_squares_and_grads
 
 from framework.layers import (
     Encoder,
@@ -168,10 +168,8 @@ def test_encoder_remat_same_output_and_grads(encoder_params, scan):
     params = encoder_params[1] if scan else encoder_params[0]
 
     def loss_and_grad(module):
-        def loss(p):
-            return jnp.sum(module.apply({"params": p}, X, deterministic=True) ** 2)
-
-        return jax.jit(jax.value_and_grad(loss))(params)
+        return sum_of_squares_and_grads(
+            lambda p: module.apply({"params": p}, X, deterministic=True), params)
 
     l0, g0 = loss_and_grad(_encoder(scan=scan))
     l1, g1 = loss_and_grad(_encoder(scan=scan, remat=True, remat_policy="nothing_saveable"))

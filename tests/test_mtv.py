@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import linen as nn
+from init_helpers import sum_of_squares_and_grads
 
 from framework import config as config_lib
 from framework import pretrained
@@ -120,16 +121,16 @@ def test_remat_keeps_params_loss_and_gradients():
     shapes = jax.tree.map(jnp.shape, init_params(remat))
     assert shapes == jax.tree.map(jnp.shape, params)
 
-    def loss_and_grads(model):
-        return jax.jit(jax.value_and_grad(
-            lambda p: jnp.sum(model.apply({"params": p}, VIDEO, train=False) ** 2)))
+    def loss_and_grads(model, p):
+        return sum_of_squares_and_grads(
+            lambda q: model.apply({"params": q}, VIDEO, train=False), p)
 
-    (loss, grads), (want_loss, want_grads) = (loss_and_grads(m)(params) for m in (remat, plain))
+    (loss, grads), (want_loss, want_grads) = (loss_and_grads(m, params) for m in (remat, plain))
     np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
     for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     # The rematted step really recomputes: its backward pass holds checkpointed calls.
-    jaxpr = str(jax.make_jaxpr(loss_and_grads(remat))(params))
+    jaxpr = str(jax.make_jaxpr(lambda p: loss_and_grads(remat, p))(params))
     assert "remat" in jaxpr or "checkpoint" in jaxpr
 
 
@@ -137,13 +138,14 @@ def test_cross_view_attention_width_follows_use_query_config():
     """View 0 (width 8) attends to view 1 (width 16): q/k/v in view 0's width by default,
     in view 1's with use_query_config=False; the output comes back to width 8 either way."""
     for flag, width in ((True, 8), (False, 16)):
-        params = init_params(tiny_mtv(use_query_config=flag))
+        model = tiny_mtv(use_query_config=flag)
+        params = init_params(model)
         attention = params["MultiviewEncoder"]["cross_attention_0_view0"][
             "MultiHeadDotProductAttention_0"]
         assert attention["query"]["kernel"].shape == (8, 2, width // 2)
         assert attention["key"]["kernel"].shape == (16, 2, width // 2)
         assert attention["out"]["kernel"].shape == (2, width // 2, 8)
-        logits = tiny_mtv(use_query_config=flag).apply({"params": params}, VIDEO)
+        logits = model.apply({"params": params}, VIDEO)
         assert logits.shape == (2, 3) and bool(jnp.all(jnp.isfinite(logits)))
 
 

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from init_helpers import sum_of_squares_and_grads
 
 from framework import config as config_lib
 from framework import flops, registry
@@ -121,11 +122,9 @@ def test_remat_keeps_params_loss_and_gradients():
     assert (jax.tree.map(jnp.shape, jax.eval_shape(remat.init, KEY, image)["params"])
             == jax.tree.map(jnp.shape, params))
 
-    def loss_and_grads(model):
-        return jax.jit(jax.value_and_grad(
-            lambda p: jnp.sum(model.apply({"params": p}, image) ** 2)))
-
-    (loss, grads), (want_loss, want_grads) = (loss_and_grads(m)(params) for m in (remat, plain))
+    (loss, grads), (want_loss, want_grads) = (
+        sum_of_squares_and_grads(lambda p, m=m: m.apply({"params": p}, image), params)
+        for m in (remat, plain))
     np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
     for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
