@@ -48,9 +48,10 @@ _CVA = re.compile(r"^MultiviewEncoder/cross_attention_(\d+)_view(\d+)/([^/]+)/(.
 _POSEMB = re.compile(r"^MultiviewEncoder/posembed_view(\d+)$")
 
 
-def source_key(key: str, source: Mapping[str, Any]) -> str | None:
+def source_key(key: str, source: Mapping[str, Any]) -> str:
     """Returns the Scenic checkpoint key that Tessera MTV param `key` is read from (module
-    docstring), or None when the checkpoint has none."""
+    docstring); `source` (the checkpoint) tells a plain view block from one inside a
+    cross-view block. The key may be missing from `source`."""
     if match := _POSEMB.match(key):
         return f"MultiviewEncoder/posembed_input_view{match[1]}/pos_embedding"
     if key == "MultiviewEncoder/bottleneck":
@@ -67,7 +68,7 @@ def source_key(key: str, source: Mapping[str, Any]) -> str | None:
         if module in _CROSS_ATTENTION:
             name = _CROSS_ATTENTION[module].format(i=view, j=int(view) + 1)
             return f"MultiviewEncoder/cross_view_encoderblock_{layer}/{name}/{rest}"
-    return key if key in source else None
+    return key
 
 
 @registry.INIT_ADAPTERS.register("mtv_scenic")
@@ -80,7 +81,7 @@ def scenic_mtv_adapter(source: Mapping[str, np.ndarray],
     values, notes, read = {}, {}, set()
     for key, spec in target.items():
         name = source_key(key, source)
-        if name is None or name not in source:
+        if name not in source:
             continue
         value, shape = np.asarray(source[name]), tuple(spec.shape)
         if _POSEMB.match(key) and value.ndim == 3 and shape[1] % value.shape[1] == 0:
