@@ -127,11 +127,10 @@ def _block_forward(x, p, name):
 
 def _segment_forward(xs, p, fusion, bottleneck):
     """Scenic's MultiviewEncoder on one segment: xs[i] (B, L_i, D_i); returns the same."""
-    frames_per_segment = [x.shape[1] // p[f"MultiviewEncoder/posembed_input_view{i}/pos_embedding"]
-                          .shape[1] for i, x in enumerate(xs)]
-    xs = [(x.reshape(x.shape[0], f, -1, x.shape[-1])
-           + p[f"MultiviewEncoder/posembed_input_view{i}/pos_embedding"][:, None]).reshape(x.shape)
-          for i, (x, f) in enumerate(zip(xs, frames_per_segment))]
+    # One frame's position embedding (1, n, D_i), added to each of the segment's frames.
+    posembs = [p[f"MultiviewEncoder/posembed_input_view{i}/pos_embedding"] for i in range(len(xs))]
+    xs = [(x.reshape(x.shape[0], -1, *pos.shape[1:]) + pos[:, None]).reshape(x.shape)
+          for x, pos in zip(xs, posembs)]
     for layer in range(max(v[3] for v in VIEWS)):
         fuse = layer in FUSION_LAYERS
         if fusion == "cross_view_attention" and fuse:
