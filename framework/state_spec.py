@@ -20,6 +20,7 @@ from flax import linen as nn
 from framework import flops as flops_lib
 from framework import optim
 from framework import sharding as sharding_lib
+from framework import step as step_lib
 from framework import train_state as state_lib
 from framework.data import pipeline
 
@@ -62,6 +63,24 @@ def abstract_training(model: nn.Module, example: dict, config: ml_collections.Co
                                         params)
     abstract_state, shardings = state_lib.abstract_state_and_shardings(boxed, tx, mesh, rules)
     return AbstractTraining(params, tx, schedule, abstract_state, shardings)
+
+
+def compile_train_step(run: Any, tx: optax.GradientTransformation,
+                       schedule: Callable[[jax.Array], jax.Array],
+                       abstract_state: state_lib.TrainState, shardings: state_lib.TrainState,
+                       example: dict) -> Any:
+    """Returns `run`'s train step (framework.step.make_train_step with its gradient
+    accumulation) jitted with the state sharded by `shardings`, the batch as `example`'s
+    shardings and the state donated, compiled for `abstract_state` and `example`; call it
+    inside mesh_context(run) as compiled(state, batch) -> (state, metrics)."""
+    train_step = step_lib.make_train_step(run.model, run.loss_fn, tx, schedule,
+                                          run.grad_accum_steps)
+    return jax.jit(
+        train_step,
+        in_shardings=(shardings, {k: v.sharding for k, v in example.items()}),
+        out_shardings=(shardings, None),
+        donate_argnums=(0,),
+    ).lower(abstract_state, example).compile()
 
 
 @contextlib.contextmanager

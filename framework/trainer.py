@@ -24,7 +24,6 @@ from framework import flops as flops_lib
 from framework import guards, optim, preemption, registry, state_spec
 from framework import metrics as metrics_lib
 from framework import sharding as sharding_lib
-from framework import step as step_lib
 from framework import step_flops as step_flops_lib
 from framework import train_state as state_lib
 from framework.data import pipeline
@@ -207,15 +206,8 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn") -> Resul
     record_config(config, run.workdir, on_config_change)
     writer = metrics_lib.MetricWriter(run.workdir, enabled=is_main, wandb=config.get("wandb"))
 
-    train_step = step_lib.make_train_step(run.model, run.loss_fn, tx, schedule,
-                                          run.grad_accum_steps)
-    batch_shardings = {k: v.sharding for k, v in example.items()}
-    compiled = jax.jit(
-        train_step,
-        in_shardings=(state_shardings, batch_shardings),
-        out_shardings=(state_shardings, None),
-        donate_argnums=(0,),
-    ).lower(abstract_state, example).compile()
+    compiled = state_spec.compile_train_step(run, tx, schedule, abstract_state, state_shardings,
+                                             example)
 
     start = int(jax.device_get(state.step))
     n_params = flops_lib.count_params(abstract_state.params)

@@ -71,7 +71,6 @@ def prepare_train_step(config: Any) -> tuple[Callable[[], float], dict, dict]:
     from framework import flops as flops_lib
     from framework import sharding as sharding_lib
     from framework import state_spec, trainer
-    from framework import step as step_lib
     from framework import step_flops as step_flops_lib
     from framework import train_state as state_lib
 
@@ -81,13 +80,9 @@ def prepare_train_step(config: Any) -> tuple[Callable[[], float], dict, dict]:
         example, shardings = spec.example, spec.shardings
         batch = sharding_lib.shard_batch(spec.local_batch, run.mesh)
         state = state_lib.create_train_state(run.model, spec.tx, example, shardings, config.seed)
-        train_step = step_lib.make_train_step(run.model, run.loss_fn, spec.tx, spec.schedule,
-                                              run.grad_accum_steps)
         start = time.perf_counter()
-        compiled = jax.jit(
-            train_step, in_shardings=(shardings, {k: v.sharding for k, v in example.items()}),
-            out_shardings=(shardings, None), donate_argnums=(0,),
-        ).lower(spec.abstract_state, example).compile()
+        compiled = state_spec.compile_train_step(run, spec.tx, spec.schedule,
+                                                 spec.abstract_state, shardings, example)
         compile_time = time.perf_counter() - start
         step_flops = step_flops_lib.train_step_flops(run, example, compiled)
     holder = {"state": state}
