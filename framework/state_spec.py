@@ -1,8 +1,9 @@
 """The abstract train state of a built run, for tools that restore, time or write states.
 
-`tools.benchmark`, `tools.eval` and `tools.convert_checkpoint` need what the trainer builds
-before its first step (an example batch, the optimizer, the abstract TrainState and its
-shardings) without running the training loop; this module builds it the same way.
+What the trainer builds before its first step (an example batch, the optimizer, the
+abstract TrainState and its shardings, the compiled train step) is built here, for the
+trainer and for `tools.benchmark`, `tools.eval` and `tools.convert_checkpoint`, which need it
+without running the training loop.
 """
 
 from __future__ import annotations
