@@ -475,19 +475,23 @@ def check_init_from(init_from: Mapping[str, Any]) -> None:
 
 
 def init_state_from(state: Any, shardings: Any, init_from: Mapping[str, Any],
-                    init_opt_state: Callable[[Any], Any]) -> Any:
+                    init_opt_state: Callable[[Any], Any],
+                    loaded: tuple[Any, LoadReport] | None = None) -> Any:
     """Returns the fresh TrainState `state` with params loaded per `init_from`.
 
     The loaded params are placed in `shardings.params`, and the optimizer state is
     re-created from them with `init_opt_state(params)` (jitted into `shardings.opt_state`).
-    Logs the load report on process 0.
+    `loaded`: what load_params already returned for this `init_from` on params of the same
+    shapes (abstract ones will do), so the checkpoint is not read twice. Logs the load report
+    on process 0.
     """
-    params, report = load_params(state.params, init_from)
+    params, report = loaded if loaded is not None else load_params(state.params, init_from)
     if jax.process_index() == 0:
         log.info("init_from %s:\n%s", init_from["path"], format_report(report))
+    # Params the checkpoint did not give keep the fresh state's values.
     params = jax.tree.map(
         lambda x, ref, s: jax.device_put(np.asarray(x, ref.dtype), s)
-        if isinstance(x, np.ndarray) else x,
+        if isinstance(x, np.ndarray) else ref,
         params, state.params, shardings.params)
     opt_state = jax.jit(init_opt_state, out_shardings=shardings.opt_state)(params)
     return state.replace(params=params, opt_state=opt_state)

@@ -121,12 +121,14 @@ def convert_for_config(config: Any, init_from: dict, workdir: str, dry_run: bool
     run = trainer.build(config, workdir)
     with state_spec.mesh_context(run):
         spec = state_spec.state_spec(run)
-        _, report = pretrained.load_params(spec.abstract_state.params, init_from)
+        loaded = pretrained.load_params(spec.abstract_state.params, init_from)
+        report = loaded[1]
         if dry_run:
             return pretrained.format_report(report)
         state = state_lib.create_train_state(run.model, spec.tx, spec.example, spec.shardings,
                                              config.seed)
-        state = pretrained.init_state_from(state, spec.shardings, init_from, spec.tx.init)
+        state = pretrained.init_state_from(state, spec.shardings, init_from, spec.tx.init,
+                                           loaded)
         os.makedirs(workdir, exist_ok=True)
         trainer.record_config(config, workdir)
         train_iter = iter(pipeline.make_train_loader(config.data, config.batch_size,
