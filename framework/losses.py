@@ -12,7 +12,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from framework import contrastive_losses, registry  # noqa: F401  (contrastive: registers)
+from framework import registry
 
 LossFn = Callable[[jax.Array, dict], jax.Array]
 

@@ -9,8 +9,8 @@ import pytest
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from framework import contrastive_losses as cl
 from framework import registry, sharding
+from projects.image_text import contrastive_losses as cl
 
 
 def _embeddings(batch, width, seed=0):

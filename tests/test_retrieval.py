@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from framework.evaluators import retrieval
+from projects.image_text import retrieval
 
 
 def test_ranks_and_recall():

@@ -12,10 +12,11 @@ from flax import linen as nn
 from init_helpers import abstract_init, init
 
 from framework import config as config_lib
-from framework import flops, losses, registry
+from framework import flops, registry
 from framework.data import tokenizers
-from framework.models.text_transformer import TextTransformer
-from framework.models.two_tower import TwoTower
+from projects.image_text import contrastive_losses
+from projects.image_text.text_transformer import TextTransformer
+from projects.image_text.two_tower import TwoTower
 
 TEXT = dict(vocab_size=50, hidden_size=16, depth=2, mlp_dim=32, num_heads=2)
 IMAGE = dict(patch_size=(4, 4), hidden_size=16, depth=1, mlp_dim=32, num_heads=2,
@@ -89,7 +90,7 @@ def test_two_tower_layout_and_init():
 def test_locked_image_tower_gets_no_gradient():
     model = _two_tower(lock_image=True)
     variables = model.init(jax.random.key(0), _batch())
-    loss_fn = losses.contrastive_losses.sigmoid_pairwise(chunked=False)
+    loss_fn = contrastive_losses.sigmoid_pairwise(chunked=False)
 
     def objective(params):
         return jnp.mean(loss_fn(model.apply({"params": params}, _batch()), {}))

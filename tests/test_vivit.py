@@ -10,8 +10,8 @@ import pytest
 
 from framework import config as config_lib
 from framework import flops, registry, trainer
-from framework.layers.factorized import factorized_dot_product_attention
-from framework.models.vivit import VARIANTS, ViViT, sample_frames_uniformly
+from projects.vivit.backbone import VARIANTS, ViViT, sample_frames_uniformly
+from projects.vivit.factorized import factorized_dot_product_attention
 
 K400 = "projects/vivit/configs/kinetics400_vivit.py"
 TINY = "projects/vivit/configs/synthetic_motion_vivit.py:test"

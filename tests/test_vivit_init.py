@@ -9,8 +9,8 @@ import pytest
 import projects.vivit  # noqa: F401  (registers the "vivit" adapter)
 from framework import pretrained
 from framework.models.vit import ViT
-from framework.models.vivit import ViViT
 from framework.pretrained import IncompatibleCheckpointError
+from projects.vivit.backbone import ViViT
 
 TINY = dict(hidden_size=16, depth=2, mlp_dim=32, num_heads=2)
 IMAGES = jnp.asarray(np.random.default_rng(0).normal(size=(2, 16, 16, 3)), jnp.float32)

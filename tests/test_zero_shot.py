@@ -5,8 +5,8 @@ import pytest
 
 from framework import config as config_lib
 from framework import registry
-from framework.evaluators import zero_shot
 from framework.registry import ConfigError
+from projects.image_text import zero_shot
 
 
 def test_class_embeddings_average_prompts_then_normalise():

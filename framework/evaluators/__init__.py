@@ -3,6 +3,4 @@
 from framework.evaluators import (
     classification,  # noqa: F401
     multiview,  # noqa: F401
-    retrieval,  # noqa: F401
-    zero_shot,  # noqa: F401
 )

@@ -1,3 +1,3 @@
 """Backbones shared across projects; importing this package registers their models."""
 
-from framework.models import two_tower, vit  # noqa: F401  (register their models)
+from framework.models import vit  # noqa: F401  (registers its models)

@@ -8,6 +8,4 @@ the "softmax_contrastive" loss and the "zero_shot" / "retrieval" evaluators. Con
 configs/imagetext_lit.py (the paper's models) and configs/synthetic_lit.py (tiny, CPU).
 """
 
-import framework.evaluators  # noqa: F401  (zero_shot, retrieval)
-import framework.losses  # noqa: F401  (softmax_contrastive)
-import framework.models  # noqa: F401  (two_tower)
+import projects.image_text  # noqa: F401  (registers the two-tower pieces)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import jax
 
 from framework import registry
-from framework.models.vivit import ViViT
+from projects.vivit.backbone import ViViT
 
 
 @registry.MODELS.register("mtv_single_view_vivit")

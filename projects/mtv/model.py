@@ -56,9 +56,9 @@ from framework.layers import (
     block_class,
     position_embedding,
 )
-from framework.layers.cross_attention import CrossAttentionBlock
 from framework.layers.normalization import layer_norm
 from framework.layers.stochastic_depth import linear_drop_path_rate
+from projects.mtv.cross_attention import CrossAttentionBlock
 from projects.mtv.views import ViewSpec, view_specs
 
 FUSION_TYPES = ("cross_view_attention", "bottleneck", "mlp", "none")

@@ -7,6 +7,4 @@ chunked device-ring form (framework/contrastive_losses.py), and the "zero_shot" 
 configs/synthetic_siglip.py (tiny, trains on CPU in minutes).
 """
 
-import framework.evaluators  # noqa: F401  (zero_shot, retrieval)
-import framework.losses  # noqa: F401  (sigmoid_pairwise)
-import framework.models  # noqa: F401  (two_tower)
+import projects.image_text  # noqa: F401  (registers the two-tower pieces)

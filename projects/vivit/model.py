@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 
 from framework import registry
-from framework.models.vivit import ViViT
+from projects.vivit.backbone import ViViT
 
 
 @registry.MODELS.register("vivit_classification")

@@ -12,7 +12,7 @@ from jax.sharding import Mesh
 from framework import registry, sharding
 from framework.data import pipeline
 from framework.evaluators.classification import eval_data_config
-from framework.evaluators.image_text import embed_split
+from projects.image_text.embed import embed_split
 
 
 def correct_ranks(queries: np.ndarray, keys: np.ndarray, chunk: int = 1024) -> np.ndarray:

@@ -13,8 +13,8 @@ from framework import registry, sharding
 from framework.data import pipeline
 from framework.data.tokenizers import make_tokenizer, tokenize_fixed
 from framework.evaluators.classification import eval_data_config
-from framework.evaluators.image_text import embed_split, embed_texts, text_length
 from framework.registry import ConfigError
+from projects.image_text.embed import embed_split, embed_texts, text_length
 
 # A few of CLIP's ImageNet prompts; configs for real data pass the full list.
 DEFAULT_TEMPLATES = ("a photo of a {}.", "itap of a {}.", "a good photo of the {}.",

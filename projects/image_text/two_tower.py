@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from framework import registry
-from framework.models.text_transformer import TextTransformer
 from framework.models.vit import ViT
+from projects.image_text.text_transformer import TextTransformer
 
 
 def l2_normalize(x: jax.Array) -> jax.Array:

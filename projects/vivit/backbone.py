@@ -61,12 +61,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from framework.layers import Encoder, PatchEmbedding, pool_tokens, position_embedding
-from framework.layers.factorized import (
+from framework.layers.heads import classifier_head
+from projects.vivit.factorized import (
     ATTENTION_ORDERS,
     FactorizedSelfAttentionEncoder,
     factorized_dot_product_attention,
 )
-from framework.layers.heads import classifier_head
 
 VARIANTS = (
     "spatio_temporal",
