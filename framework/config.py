@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib
 import importlib.util
 import os
 from collections.abc import Iterable, Sequence
@@ -47,8 +46,8 @@ def load_module(path: str):
 def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     """Loads `spec` ("file.py[:arg]"), applies `overrides` ("a.b=value") and validates.
 
-    Returns the validated ConfigDict. `config.project` is filled in from the path when the
-    file lives in projects/<name>/ and the config does not name a project itself.
+    Returns the validated ConfigDict. Registry names are not resolved here: the entry
+    point imports the package that registers them (tools.cli.load_config).
     """
     path, arg = split_spec(spec)
     module = load_module(path)
@@ -61,8 +60,6 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"--config: {path}:get_config returned {type(config).__name__}, "
                           "expected an ml_collections.ConfigDict.")
-    if "project" in config and not config.project:
-        config.project = project_from_path(path)
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep:
@@ -70,32 +67,6 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
         set_by_path(config, key.removeprefix("--").removeprefix("config."), value)
     validate(config)
     return config
-
-
-def project_from_path(path: str) -> str:
-    """Returns <name> when `path` is under projects/<name>/, else ""."""
-    parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
-    if "projects" in parts:
-        i = len(parts) - 1 - parts[::-1].index("projects")
-        if i + 1 < len(parts) - 1:
-            return parts[i + 1]
-    return ""
-
-
-def import_project(config: ml_collections.ConfigDict) -> None:
-    """Imports projects.<config.project> (if set) so that it registers its pieces."""
-    name = config.get("project", "")
-    if not name:
-        return
-    try:
-        importlib.import_module(f"projects.{name}")
-    except ModuleNotFoundError as e:
-        if e.name in (f"projects.{name}", "projects"):
-            raise ConfigError(
-                f"config.project={name!r}: no package projects/{name}/ "
-                f"(is the repository root on PYTHONPATH?)."
-            ) from e
-        raise
 
 
 def parse_value(text: str, current: Any) -> Any:

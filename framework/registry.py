@@ -4,8 +4,8 @@ Projects register their pieces when they are imported:
 
     from framework import registry
 
-    @registry.MODELS.register("vivit_classification")
-    class ViViTClassifier(nn.Module): ...
+    @registry.MODELS.register("myproject.classifier")
+    class Classifier(nn.Module): ...
 
 A config names each piece by its registry name; `Registry.build` turns the name and the
 config's keyword arguments into an object, with errors that name the config key at fault.
@@ -67,8 +67,8 @@ class Registry:
         raise ConfigError(
             f"{config_key}={name!r}: unknown {singular} name.{hint} "
             f"Known {self.kind}: {', '.join(self.names()) or '(none)'}. "
-            "If it belongs to a project, set config.project (or load the config from "
-            "projects/<name>/configs/) so the project is imported and registers it."
+            "If a project registers it, set config.project so that the entry point "
+            "imports the project."
         )
 
     def build(self, name: str, kwargs: Mapping[str, Any], config_key: str, **extra: Any) -> Any:

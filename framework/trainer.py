@@ -54,7 +54,6 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
     """
     if not workdir:
         raise ConfigError("--workdir: required (the directory for checkpoints and metrics).")
-    config_lib.import_project(config)
     config_lib.validate(config)
     mesh = sharding_lib.make_mesh(config.mesh)
     rules = sharding_lib.logical_rules(config.sharding.rules)

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+from tools import cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -24,3 +26,8 @@ def test_unknown_override(tmp_path):
     assert out.returncode == 2
     assert "config.optimizer.lr_warmup: unknown key" in out.stderr
     assert not (tmp_path / "w").exists()
+
+
+def test_project_from_path():
+    assert cli.project_from_path("projects/vivit/configs/k400.py") == "vivit"
+    assert cli.project_from_path("configs/synthetic_shapes_vit.py") == ""

@@ -84,8 +84,3 @@ def test_negative_and_missing(tmp_path):
     """)
     with pytest.raises(ConfigError, match=r"config.model.name: required"):
         config_lib.load_config(path)
-
-
-def test_project_from_path():
-    assert config_lib.project_from_path("projects/vivit/configs/k400.py") == "vivit"
-    assert config_lib.project_from_path("configs/synthetic_shapes_vit.py") == ""

@@ -8,6 +8,7 @@ import pytest
 from framework import config as config_lib
 from framework import flops, registry
 from framework.data import pipeline, preprocess
+from tools import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = sorted(glob.glob(os.path.join(ROOT, "projects", "*", "configs", "*.py"))
@@ -32,8 +33,7 @@ def test_every_project_ships_configs():
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_config_names_registered_pieces(spec):
-    config = config_lib.load_config(os.path.join(ROOT, spec))
-    config_lib.import_project(config)
+    config = cli.load_config(os.path.join(ROOT, spec))
     registry.MODELS.build(config.model.name, config_lib.kwargs_of(config.model), "config.model")
     registry.LOSSES.get(config.loss.name, "config.loss.name")
     for name in config.evaluators:

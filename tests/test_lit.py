@@ -10,6 +10,7 @@ import pytest
 from framework import config as config_lib
 from framework import flops, pretrained, registry, trainer
 from framework.tree_paths import key_names
+from tools import cli
 
 CONFIG = "projects/lit/configs/synthetic_lit.py:test"
 
@@ -23,8 +24,8 @@ def _flat(tree):
 def setup(tmp_path_factory):
     """The test config, its model, and a big_vision-layout .npz of random params."""
     tmp = tmp_path_factory.mktemp("lit")
-    config = config_lib.load_config(CONFIG, [f"data.data_dir={tmp / 'data'}", "log_every=1"])
-    config_lib.import_project(config)
+    config = cli.load_config(CONFIG, [f"data.data_dir={tmp / 'data'}", "log_every=1"])
+    cli.import_project(config)
     model = registry.MODELS.build("two_tower", config_lib.kwargs_of(config.model),
                                   "config.model")
     batch = flops.abstract_example_batch(config.model_input, batch_size=2)
@@ -58,7 +59,7 @@ def test_npz_checkpoint_loads_with_init_from(setup):
 
 def test_locked_image_tower_is_bit_identical_and_stateless(setup):
     tmp, config, _, _, source, path = setup
-    config = config_lib.load_config(CONFIG, [f"data.data_dir={tmp / 'data'}", "log_every=1",
+    config = cli.load_config(CONFIG, [f"data.data_dir={tmp / 'data'}", "log_every=1",
                                              f"init_from.path={path}",
                                              "init_from.target_prefix="])
     assert config.model.lock_image and config.optimizer.freeze == ("^img/",)

@@ -14,6 +14,7 @@ from framework.models.vit import ViT
 from framework.registry import ConfigError
 from projects.mtv.model import MTV
 from projects.mtv.views import parse_views
+from tools import cli
 
 VIDEO = {"video": jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 16, 16, 3)),
                               jnp.float32)}
@@ -168,7 +169,7 @@ def test_bad_configs_raise_clear_errors():
 # "MTV-B (320p)" row: 310M, 11.16 TFLOPs.
 @pytest.mark.parametrize("variant", ["B", "L", "B-320p"])
 def test_paper_params_and_gflops_per_view(variant):
-    config = config_lib.load_config(
+    config = cli.load_config(
         f"projects/mtv/configs/kinetics400_mtv.py:{variant.removesuffix('-320p')}")
     ref = config.reference
     if variant == "B-320p":

@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from framework import config as config_lib
 from framework import trainer
+from tools import cli
 
 CONFIG = "projects/mtv/configs/synthetic_motion_mtv.py"
 FUSION_PARAM = {"test": "cross_attention_0_view0", "test_bottleneck": "bottleneck",
@@ -17,7 +17,7 @@ FUSION_PARAM = {"test": "cross_attention_0_view0", "test_bottleneck": "bottlenec
 @pytest.mark.parametrize("variant", sorted(FUSION_PARAM))
 def test_fusion_trains_on_fsdp_mesh(tmp_path_factory, variant):
     data_dir = tmp_path_factory.getbasetemp() / "mtv_data"  # Shared by the three runs.
-    config = config_lib.load_config(f"{CONFIG}:{variant}", [
+    config = cli.load_config(f"{CONFIG}:{variant}", [
         f"data.data_dir={data_dir}", "mesh.data=2", "mesh.fsdp=4", "checkpoint_every=0",
         "checkpoint.async_save=false"])
     workdir = tmp_path_factory.mktemp(variant)

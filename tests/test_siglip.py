@@ -5,14 +5,14 @@ import json
 
 import numpy as np
 
-from framework import config as config_lib
 from framework import trainer
+from tools import cli
 
 CONFIG = "projects/siglip/configs/synthetic_siglip.py:test"
 
 
 def test_tiny_siglip_trains_and_evaluates(tmp_path):
-    config = config_lib.load_config(CONFIG, [f"data.data_dir={tmp_path / 'data'}",
+    config = cli.load_config(CONFIG, [f"data.data_dir={tmp_path / 'data'}",
                                              "log_every=1"])
     assert config.project == "siglip" and config.loss.chunked
     result = trainer.train_and_evaluate(config, str(tmp_path / "run"))

@@ -17,6 +17,7 @@ from framework.data import tokenizers
 from projects.image_text import contrastive_losses
 from projects.image_text.text_transformer import TextTransformer
 from projects.image_text.two_tower import TwoTower
+from tools import cli
 
 TEXT = dict(vocab_size=50, hidden_size=16, depth=2, mlp_dim=32, num_heads=2)
 IMAGE = dict(patch_size=(4, 4), hidden_size=16, depth=1, mlp_dim=32, num_heads=2,
@@ -108,8 +109,8 @@ def test_two_tower_rejects_mismatched_widths():
 
 @pytest.mark.parametrize("variant,released", [("B/16", 203e6), ("So400m/14", 877e6)])
 def test_siglip_param_counts_match_released(variant, released):
-    config = config_lib.load_config(f"projects/siglip/configs/webli_siglip.py:{variant}")
-    config_lib.import_project(config)
+    config = cli.load_config(f"projects/siglip/configs/webli_siglip.py:{variant}")
+    cli.import_project(config)
     model = registry.MODELS.build(config.model.name, config_lib.kwargs_of(config.model),
                                   "config.model")
     batch = flops.abstract_example_batch(config.model_input)

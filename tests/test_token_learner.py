@@ -13,6 +13,7 @@ from framework import config as config_lib
 from framework import flops, registry
 from projects.token_learner.model import TokenLearnerClassifier
 from projects.token_learner.modules import TokenFuser, TokenLearnerV10, TokenLearnerV11
+from tools import cli
 
 KEY = jax.random.key(0)
 IMAGENET = "projects/token_learner/configs/imagenet_token_learner.py"
@@ -144,8 +145,8 @@ def test_bad_model_fields_name_the_config_key(kwargs, match):
 
 
 def _cost(spec):
-    config = config_lib.load_config(spec)
-    config_lib.import_project(config)
+    config = cli.load_config(spec)
+    cli.import_project(config)
     model = registry.MODELS.build(config.model.name, config_lib.kwargs_of(config.model),
                                   "config.model")
     _, gflops = flops.model_cost(model, config.model_input)

@@ -9,16 +9,16 @@ import ml_collections
 import numpy as np
 import pytest
 
-from framework import config as config_lib
 from framework import trainer
 from projects.token_learner import visualize
+from tools import cli
 
 SHAPES = "projects/token_learner/configs/synthetic_shapes_token_learner.py:test"
 MOTION = "projects/token_learner/configs/synthetic_motion_token_learner.py:test"
 
 
 def _train(spec, tmp_path, *overrides):
-    config = config_lib.load_config(spec, [f"data.data_dir={tmp_path / 'data'}",
+    config = cli.load_config(spec, [f"data.data_dir={tmp_path / 'data'}",
                                            "checkpoint.async_save=false", "total_steps=4",
                                            "log_every=2", *overrides])
     config.evaluators = ml_collections.ConfigDict()  # Training only: fewer compiles.

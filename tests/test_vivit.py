@@ -12,13 +12,14 @@ from framework import config as config_lib
 from framework import flops, registry, trainer
 from projects.vivit.backbone import VARIANTS, ViViT, sample_frames_uniformly
 from projects.vivit.factorized import factorized_dot_product_attention
+from tools import cli
 
 K400 = "projects/vivit/configs/kinetics400_vivit.py"
 TINY = "projects/vivit/configs/synthetic_motion_vivit.py:test"
 
 
 def _model(config):
-    config_lib.import_project(config)
+    cli.import_project(config)
     return registry.MODELS.build(config.model.name, config_lib.kwargs_of(config.model),
                                  "config.model")
 
@@ -26,7 +27,7 @@ def _model(config):
 @pytest.mark.parametrize("arg", ["B/16x2", "B/16x2-FE", "B/16x2-FSA", "B/16x2-FDP",
                                  "B/16x2-FE-avgpool", "L/16x2"])
 def test_kinetics_params_and_gflops_match_paper(arg):
-    config = config_lib.load_config(f"{K400}:{arg}")
+    config = cli.load_config(f"{K400}:{arg}")
     params, gflops = flops.model_cost(_model(config), config.model_input)
     ref = config.reference
     if "params" in ref:
@@ -71,7 +72,7 @@ def test_four_variants_train_on_sharded_mesh(tmp_path):
              "factorised_self_attention": "gap", "factorised_dot_product": "gap"}
     for variant in VARIANTS:
         workdir = tmp_path / variant
-        config = config_lib.load_config(TINY, [
+        config = cli.load_config(TINY, [
             f"data.data_dir={tmp_path / 'data'}", f"model.variant={variant}",
             f"model.pool_type={pools[variant]}", "log_every=1"])
         assert (config.mesh.fsdp, config.sharding.rules) == (-1, "fsdp")

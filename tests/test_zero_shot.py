@@ -7,6 +7,7 @@ from framework import config as config_lib
 from framework import registry
 from framework.registry import ConfigError
 from projects.image_text import zero_shot
+from tools import cli
 
 
 def test_class_embeddings_average_prompts_then_normalise():
@@ -23,9 +24,9 @@ def test_topk_accuracy():
 
 
 def _evaluator(tmp_path, **keys):
-    config = config_lib.load_config("projects/siglip/configs/synthetic_siglip.py:test",
+    config = cli.load_config("projects/siglip/configs/synthetic_siglip.py:test",
                                     [f"data.data_dir={tmp_path}"])
-    config_lib.import_project(config)
+    cli.import_project(config)
     model = registry.MODELS.build("two_tower", config_lib.kwargs_of(config.model),
                                   "config.model")
     from framework import sharding

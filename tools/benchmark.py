@@ -243,9 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     args, overrides = parse_args(argv)
     if args.cpu_devices:
         cli.use_cpu_devices(args.cpu_devices)
-    from framework import config as config_lib
 
-    config = config_lib.load_config(args.config, overrides)
+    config = cli.load_config(args.config, overrides)
     result = benchmark(config, args.steps, args.warmup, args.input_batches, args.compare)
     result["note"] = args.note
     command = "python -m tools.benchmark " + " ".join(shlex.quote(a) for a in argv)

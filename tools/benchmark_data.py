@@ -16,6 +16,8 @@ import sys
 
 from absl import app, flags
 
+from tools import cli
+
 flags.DEFINE_string("config", None, "Config file and variant: path/to/config.py[:arg].")
 flags.DEFINE_bool("json", False, "Print one JSON object (a list with several worker counts).")
 flags.DEFINE_string("worker_count", None, "grain worker processes, or a list like '0,1,2' "
@@ -53,11 +55,9 @@ def main(argv: list[str]) -> None:
         return
     if not FLAGS.config:
         raise app.UsageError("--config is required.")
-    from framework import config as config_lib
     from framework.data import benchmark
 
-    config = config_lib.load_config(FLAGS.config, OVERRIDES)
-    config_lib.import_project(config)
+    config = cli.load_config(FLAGS.config, OVERRIDES)
     import framework.data  # noqa: F401  (registers the datasets)
 
     counts = ([int(c) for c in FLAGS.worker_count.split(",")] if FLAGS.worker_count

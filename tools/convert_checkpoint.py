@@ -148,9 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
     check_output(args.output)
     if args.config:
-        from framework import config as config_lib
 
-        config = config_lib.load_config(args.config, overrides)
+        config = cli.load_config(args.config, overrides)
         init_from = {"path": os.path.abspath(args.input), "format": args.input_format,
                      "adapter": args.adapter, "source_prefix": args.source_prefix,
                      "target_prefix": args.target_prefix, "dont_load": tuple(args.dont_load),

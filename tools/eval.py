@@ -56,6 +56,7 @@ def run_config(workdir: str, overrides: list[str] = ()) -> Any:
         key, _, value = override.partition("=")
         config_lib.set_by_path(config, key, value)
     config_lib.validate(config)
+    cli.import_project(config)
     return config
 
 
@@ -127,12 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(rest)
     if args.cpu_devices:
         cli.use_cpu_devices(args.cpu_devices)
-    from framework import config as config_lib
     from framework import metrics as metrics_lib
 
     eval_config = None
     if args.config:
-        eval_config = config_lib.load_config(args.config, overrides)
+        eval_config = cli.load_config(args.config, overrides)
     elif overrides:
         eval_config = run_config(args.workdir, overrides)
     step, metrics = evaluate(args.workdir, eval_config, args.step)

@@ -73,8 +73,7 @@ def model_row(path: str, arg: str | None) -> dict:
     from framework import flops, registry
 
     spec = path if arg is None else f"{path}:{arg}"
-    config = config_lib.load_config(spec)
-    config_lib.import_project(config)
+    config = cli.load_config(spec)
     model = registry.MODELS.build(config.model.name, config_lib.kwargs_of(config.model),
                                   "config.model")
     params, gflops = flops.model_cost(model, model_input_of(config))

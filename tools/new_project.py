@@ -173,6 +173,7 @@ import pytest
 
 from framework import config as config_lib
 from framework import registry, trainer
+from tools import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "projects", "{name}", "configs",
@@ -200,13 +201,13 @@ def test_registers_its_names():
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_config_loads(spec):
-    config = config_lib.load_config(spec)
+    config = cli.load_config(spec)
     assert config.project == "{name}"
 
 
 @pytest.mark.parametrize("spec", TINY)
 def test_tiny_config_trains(spec, tmp_path):
-    config = config_lib.load_config(os.path.join(ROOT, spec), ["checkpoint.async_save=false"])
+    config = cli.load_config(os.path.join(ROOT, spec), ["checkpoint.async_save=false"])
     config.total_steps = 2  # A smoke test: the step, evaluators and checkpoint all run once.
     config.schedule.warmup_steps = min(config.schedule.get("warmup_steps", 0), 1)
     result = trainer.train_and_evaluate(config, str(tmp_path / "workdir"))

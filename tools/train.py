@@ -14,6 +14,8 @@ import sys
 
 from absl import app, flags
 
+from tools import cli
+
 flags.DEFINE_string("config", None, "Config file and variant: path/to/config.py[:arg].")
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and config.json.")
 flags.DEFINE_integer("cpu_devices", 0, "If > 0, run on this many virtual CPU devices "
@@ -95,7 +97,6 @@ def main(argv: list[str]) -> None:
     del argv
     if FLAGS.cpu_devices:
         use_cpu_devices(FLAGS.cpu_devices)
-    from framework import config as config_lib
     from framework import guards, trainer
     from framework.registry import ConfigError
 
@@ -105,7 +106,7 @@ def main(argv: list[str]) -> None:
             raise ConfigError("--config: required, e.g. --config configs/synthetic_shapes_vit.py")
         if not FLAGS.workdir:
             raise ConfigError("--workdir: required (the directory for checkpoints and metrics).")
-        config = config_lib.load_config(FLAGS.config, OVERRIDES)
+        config = cli.load_config(FLAGS.config, OVERRIDES)
         distributed = distributed_args()
         if distributed is not None:
             initialize_distributed(distributed)

@@ -1,3 +1,3 @@
-"""Backbones shared across projects; importing this package registers their models."""
+"""The plain ViT, the backbone any config may use; importing this package registers it."""
 
 from framework.models import vit  # noqa: F401  (registers its models)

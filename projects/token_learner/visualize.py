@@ -130,7 +130,6 @@ def visualize(config, workdir: str, out: str, num_examples: int = 4, data: str =
     from framework.data import pipeline
     from framework.evaluators.classification import eval_data_config
 
-    config_lib.import_project(config)
     model = registry.MODELS.build(config.model.name, config_lib.kwargs_of(config.model),
                                   "config.model")
     if num_examples < 1:
