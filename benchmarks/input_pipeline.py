@@ -30,7 +30,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     del arg
     c = trainer_defaults.get_config()
     c.batch_size = 8
-    c.model.name = "vivit_classification"  # Not built: the data benchmark has no model.
+    c.model.name = "vivit.classifier"  # Not built: the data benchmark has no model.
     c.data.worker_count = 2
     c.data.train = ml_collections.ConfigDict(dict(
         name="array_record", path="/tmp/bench_prepared", split="train",

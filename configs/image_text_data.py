@@ -25,4 +25,5 @@ def set_image_text_data(c: ml_collections.ConfigDict, path: str, resolution: int
         "name": "tfds", "tfds_name": "imagenet2012", "split": "validation",
         "preprocess": f"decode_image|resize({resolution})|value_range(-1, 1)"})
     c.evaluators = ml_collections.ConfigDict({
-        "zero_shot": {"data": "eval", "tokenizer": tokenizer, "eos": "sticky"}})
+        "zero_shot": {"name": "image_text.zero_shot", "data": "eval", "tokenizer": tokenizer,
+                      "eos": "sticky"}})

@@ -32,8 +32,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.train = ml_collections.ConfigDict({**data, "split": "train"})
     c.data.eval = ml_collections.ConfigDict({**data, "split": "eval"})
     c.evaluators = ml_collections.ConfigDict({
-        "zero_shot": {"data": "eval", "tokenizer": "bytes"},
-        "retrieval": {"data": "eval"},
+        "zero_shot": {"name": "image_text.zero_shot", "data": "eval", "tokenizer": "bytes"},
+        "retrieval": {"name": "image_text.retrieval", "data": "eval"},
     })
     c.reference = ml_collections.ConfigDict({
         "source": "none (a CPU sanity run); chance: zero-shot top-1 1/12 = 0.083, "

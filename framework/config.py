@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import logging
 import os
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -181,6 +183,58 @@ def fill_new_defaults(config: ml_collections.ConfigDict) -> list[str]:
                     config[key][sub] = sub_value
                     added.append(f"{key}.{sub}")
     return added
+
+
+def upgrade_names(config: ml_collections.ConfigDict, source: str = "") -> list[str]:
+    """Renames in place the registry names of a recorded run config that have been renamed
+    since (a project registered them with `formerly=`): model, loss, dataset, preprocess op,
+    evaluator and init adapter names. An evaluator keeps its key (the metric prefix) and gets
+    a `name`. Returns the renames done, as "old -> new" (empty when none), and logs them in
+    one warning line naming `source` (the file the config was read from). The packages that
+    register the names must be imported first."""
+    from framework import registry
+    from framework.data.pipeline import PREPROCESS_KEYS
+
+    done: list[str] = []
+
+    def rename(node: Any, key: str, reg: registry.Registry, default: str = "") -> None:
+        old = node.get(key) or default
+        new = reg.renamed(old) if isinstance(old, str) else None
+        if new:
+            node[key] = new
+            done.append(f"{old} -> {new}")
+
+    rename(config.model, "name", registry.MODELS)
+    rename(config.loss, "name", registry.LOSSES)
+    rename(config.init_from, "adapter", registry.INIT_ADAPTERS)
+    for key, evaluator in config.evaluators.items():
+        rename(evaluator, "name", registry.EVALUATORS, default=key)
+    for split in config.data.values():
+        if not isinstance(split, ml_collections.ConfigDict):
+            continue
+        rename(split, "name", registry.DATASETS)
+        for key in PREPROCESS_KEYS:
+            text = split.get(key)
+            for op in {name for name, _, _ in _ops(text, key)}:
+                new = registry.PREPROCESS_OPS.renamed(op)
+                if new:
+                    text = re.sub(rf"(?<![\w.]){re.escape(op)}(?![\w.])", new, text)
+                    done.append(f"{op} -> {new}")
+            if text:
+                split[key] = text
+    if done:
+        logging.getLogger(__name__).warning(
+            "%s was recorded under former registry names; reading them as %s.",
+            source or "the config", ", ".join(done))
+    return done
+
+
+def _ops(text: Any, key: str) -> list[tuple[str, tuple, dict]]:
+    """Returns the parsed ops of a preprocess string (none for an empty or non-string
+    value)."""
+    from framework.data import preprocess
+
+    return preprocess.parse(text, key) if isinstance(text, str) and text else []
 
 
 def _check_keys(node: ml_collections.ConfigDict, allowed: Iterable[str], where: str) -> None:

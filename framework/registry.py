@@ -7,15 +7,17 @@ Projects register their pieces when they are imported:
     @registry.MODELS.register("myproject.classifier")
     class Classifier(nn.Module): ...
 
-A config names each piece by its registry name; `Registry.build` turns the name and the
-config's keyword arguments into an object, with errors that name the config key at fault.
+Names are namespaced by the project that registers them ("myproject.classifier"); framework's
+own pieces have plain names ("vit_classification"). A config names each piece by its registry
+name; `Registry.build` turns the name and the config's keyword arguments into an object, with
+errors that name the config key at fault.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
@@ -30,9 +32,15 @@ class Registry:
         """Takes `kind`, a plural noun used in error messages ("models", "losses")."""
         self.kind = kind
         self._factories: dict[str, Callable[..., Any]] = {}
+        self._renamed: dict[str, str] = {}  # Former name -> current name.
 
-    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Returns a decorator that registers a factory under `name` and returns it unchanged."""
+    def register(self, name: str, formerly: Sequence[str] = ()
+                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Returns a decorator that registers a factory under `name` and returns it unchanged.
+
+        `formerly` lists names it was registered under before: `renamed` maps them to `name`
+        so that configs recorded with them still read (see framework.config.upgrade_names).
+        """
 
         def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
             existing = self._factories.get(name)
@@ -41,10 +49,19 @@ class Registry:
                     f"{self.kind}: name {name!r} is already registered by "
                     f"{_qualname(existing)}; pick another name for {_qualname(factory)}."
                 )
+            for old in formerly:
+                if self._renamed.get(old, name) != name:
+                    raise ValueError(f"{self.kind}: the former name {old!r} already stands "
+                                     f"for {self._renamed[old]!r}; it cannot also mean {name!r}.")
+                self._renamed[old] = name
             self._factories[name] = factory
             return factory
 
         return decorator
+
+    def renamed(self, name: str) -> str | None:
+        """Returns the current name of the former name `name`, or None when it is not one."""
+        return None if name in self._factories else self._renamed.get(name)
 
     def names(self) -> list[str]:
         """Returns the registered names, sorted."""
@@ -61,9 +78,12 @@ class Registry:
         """
         if name in self._factories:
             return self._factories[name]
+        singular = self.kind[:-2] if self.kind.endswith("ses") else self.kind[:-1]
+        if self.renamed(name):
+            raise ConfigError(f"{config_key}={name!r}: this {singular} is now named "
+                              f"{self.renamed(name)!r}; use the new name.")
         close = difflib.get_close_matches(str(name), self.names(), n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        singular = self.kind[:-2] if self.kind.endswith("ses") else self.kind[:-1]
         raise ConfigError(
             f"{config_key}={name!r}: unknown {singular} name.{hint} "
             f"Known {self.kind}: {', '.join(self.names()) or '(none)'}. "

@@ -75,11 +75,11 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
                                   "config.model")
     loss_fn = registry.LOSSES.build(config.loss.name, config_lib.kwargs_of(config.loss),
                                     "config.loss")
-    evaluators = {
-        name: registry.EVALUATORS.build(
-            name, config_lib.kwargs_of(kwargs, drop=()), f"config.evaluators.{name}",
+    evaluators = {  # The key is the metric prefix; `name` the registry name (default: key).
+        key: registry.EVALUATORS.build(
+            kwargs.get("name") or key, config_lib.kwargs_of(kwargs), f"config.evaluators.{key}",
             model=model, config=config, mesh=mesh)
-        for name, kwargs in config.evaluators.items()
+        for key, kwargs in config.evaluators.items()
     }
     return Run(config, workdir, mesh, rules, model, loss_fn, evaluators, accum)
 
@@ -101,8 +101,7 @@ def check_config_change(config: ml_collections.ConfigDict, workdir: str,
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        old = f.read()
+    old = recorded_config_text(path)
     text = _config_text(config)
     if old == text:
         return None
@@ -124,11 +123,11 @@ def record_config(config: ml_collections.ConfigDict, workdir: str,
     An earlier, different config.json is kept as config.<N>.json (N = 1, 2, ...), never
     overwritten.
     """
-    diff = check_config_change(config, workdir, on_config_change)
+    check_config_change(config, workdir, on_config_change)
     if jax.process_index() != 0:
         return
     path = os.path.join(workdir, "config.json")
-    if diff is not None:
+    if os.path.exists(path) and not _same_text(path, _config_text(config)):
         number = 1
         while os.path.exists(os.path.join(workdir, f"config.{number}.json")):
             number += 1
@@ -143,6 +142,23 @@ def record_config(config: ml_collections.ConfigDict, workdir: str,
 
 def _config_text(config: ml_collections.ConfigDict) -> str:
     return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
+
+
+def _same_text(path: str, text: str) -> bool:
+    with open(path) as f:
+        return f.read() == text
+
+
+def recorded_config_text(path: str) -> str:
+    """Returns the text of the recorded run config at `path` with registry names renamed
+    since the run was recorded in their new form (config_lib.upgrade_names; one warning
+    line when there were any), written as `record_config` writes a config."""
+    with open(path) as f:
+        text = f.read()
+    config = ml_collections.ConfigDict(json.loads(text))
+    if not config_lib.upgrade_names(config, path):
+        return text
+    return _config_text(config)
 
 
 @dataclasses.dataclass

@@ -96,12 +96,13 @@ def test_chunked_memory_grows_with_local_not_global_batch():
 def test_registered_losses_read_two_tower_outputs():
     zimg, ztxt = _embeddings(8, 4)
     outputs = {"zimg": zimg, "ztxt": ztxt, "t": jnp.float32(10.0), "b": jnp.float32(-10.0)}
-    sigmoid = registry.LOSSES.build("sigmoid_pairwise", {"chunked": False}, "config.loss")
-    softmax = registry.LOSSES.build("softmax_contrastive", {}, "config.loss")
+    sigmoid = registry.LOSSES.build("image_text.sigmoid_pairwise", {"chunked": False},
+                                    "config.loss")
+    softmax = registry.LOSSES.build("image_text.softmax_contrastive", {}, "config.loss")
     assert sigmoid(outputs, {}).shape == (8,)
     assert softmax(outputs, {}).shape == (8,)
     # Without a mesh the chunked form is the dense one.
-    chunked = registry.LOSSES.build("sigmoid_pairwise", {}, "config.loss")
+    chunked = registry.LOSSES.build("image_text.sigmoid_pairwise", {}, "config.loss")
     np.testing.assert_allclose(chunked(outputs, {}), sigmoid(outputs, {}), rtol=1e-6)
     with pytest.raises(ValueError, match="bias_init"):
         sigmoid({k: v for k, v in outputs.items() if k != "b"}, {})

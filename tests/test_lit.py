@@ -26,7 +26,7 @@ def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lit")
     config = cli.load_config(CONFIG, [f"data.data_dir={tmp / 'data'}", "log_every=1"])
     cli.import_project(config)
-    model = registry.MODELS.build("two_tower", config_lib.kwargs_of(config.model),
+    model = registry.MODELS.build("image_text.two_tower", config_lib.kwargs_of(config.model),
                                   "config.model")
     batch = flops.abstract_example_batch(config.model_input, batch_size=2)
     abstract = jax.eval_shape(lambda b: model.init(jax.random.key(0), b), batch)["params"]

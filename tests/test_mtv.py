@@ -200,7 +200,7 @@ def test_mtv_adapter_maps_one_vit_per_view(tmp_path):
         pretrained.save_npz(paths[-1], params)
     model = tiny_mtv()
     target = nn.unbox(jax.eval_shape(lambda: model.init(jax.random.key(0), VIDEO)))["params"]
-    init_from = dict(path=paths[1], adapter="mtv",
+    init_from = dict(path=paths[1], adapter="mtv.from_vit",
                      options=dict(view_paths=(paths[0], "")))
     loaded, report = pretrained.load_params(target, init_from)
 

@@ -210,7 +210,8 @@ def test_scenic_checkpoint_gives_scenic_logits(tmp_path, fusion, use_query_confi
     model = tessera_mtv(fusion, use_query_config)
     batch = {"video": jnp.asarray(VIDEO, jnp.float32)}
     abstract = nn.unbox(jax.eval_shape(lambda: model.init(jax.random.key(0), batch)))["params"]
-    params, report = pretrained.load_params(abstract, {"path": str(path), "adapter": "mtv_scenic"})
+    params, report = pretrained.load_params(abstract,
+                                            {"path": str(path), "adapter": "mtv.from_scenic"})
     assert report.unused == []
     assert not [row for row in report.rows if row[1].startswith("init")]
     logits = model.apply({"params": params}, batch)
@@ -227,4 +228,4 @@ def test_scenic_checkpoint_with_other_widths_names_the_key(tmp_path):
     abstract = nn.unbox(jax.eval_shape(lambda: model.init(jax.random.key(0), batch)))["params"]
     with pytest.raises(pretrained.IncompatibleCheckpointError,
                        match="cross_attention_view0_1/.*use_query_config"):
-        pretrained.load_params(abstract, {"path": "", "adapter": "mtv_scenic"}, source=flat)
+        pretrained.load_params(abstract, {"path": "", "adapter": "mtv.from_scenic"}, source=flat)

@@ -29,7 +29,7 @@ def config_for(tmp_path):
 
 def test_multiview_2x3_equals_average_of_six_views_by_hand(tmp_path):
     config = config_for(tmp_path)
-    model = registry.MODELS.get("vivit_classification")(
+    model = registry.MODELS.get("vivit.classifier")(
         variant="factorised_encoder", num_classes=4, patch_size=(2, 4, 4), hidden_size=16,
         depth=1, mlp_dim=32, num_heads=2, temporal_depth=1, head_zeroinit=False)
     params = model.init(jax.random.key(0), {"video": jnp.zeros((1, 4, 12, 12, 3))})["params"]
@@ -63,14 +63,14 @@ def test_multiview_2x3_equals_average_of_six_views_by_hand(tmp_path):
 
 
 def test_epic_kitchens_loss_and_action_accuracy():
-    loss_fn = registry.LOSSES.build("epic_kitchens_xent", {"num_verbs": 3, "num_nouns": 4},
+    loss_fn = registry.LOSSES.build("vivit.epic_kitchens_xent", {"num_verbs": 3, "num_nouns": 4},
                                     "config.loss")
     logits = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7)), jnp.float32)
     batch = {"verb_label": jnp.array([0, 2]), "noun_label": jnp.array([3, 1])}
     want = (-jax.nn.log_softmax(logits[:, :3])[jnp.arange(2), batch["verb_label"]]
             - jax.nn.log_softmax(logits[:, 3:])[jnp.arange(2), batch["noun_label"]])
     np.testing.assert_allclose(loss_fn(logits, batch), want, rtol=1e-6)
-    op = registry.PREPROCESS_OPS.get("verb_noun_targets")(num_verbs=3, num_nouns=4)
+    op = registry.PREPROCESS_OPS.get("vivit.verb_noun_targets")(num_verbs=3, num_nouns=4)
     two_hot = np.stack([op({"verb_label": v, "noun_label": n}, None)["label"]
                         for v, n in zip([0, 2], [3, 1])])
     np.testing.assert_allclose(loss_fn(logits, {"label": jnp.asarray(two_hot)}), want,

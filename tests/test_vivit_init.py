@@ -42,7 +42,7 @@ def init_vivit(model, path, video=CLIP, **options):
     abstract = nn.unbox(jax.eval_shape(lambda: model.init(jax.random.key(2), video)))["params"]
     params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), abstract)
     loaded, report = pretrained.load_params(
-        params, {"path": path, "adapter": "vivit", "options": options})
+        params, {"path": path, "adapter": "vivit.from_vit", "options": options})
     return jax.tree.map(jnp.asarray, loaded), report
 
 

@@ -27,12 +27,12 @@ def _evaluator(tmp_path, **keys):
     config = cli.load_config("projects/siglip/configs/synthetic_siglip.py:test",
                                     [f"data.data_dir={tmp_path}"])
     cli.import_project(config)
-    model = registry.MODELS.build("two_tower", config_lib.kwargs_of(config.model),
+    model = registry.MODELS.build("image_text.two_tower", config_lib.kwargs_of(config.model),
                                   "config.model")
     from framework import sharding
 
     mesh = sharding.make_mesh(config.mesh)
-    return registry.EVALUATORS.build("zero_shot", keys, "config.evaluators.zero_shot",
+    return registry.EVALUATORS.build("image_text.zero_shot", keys, "config.evaluators.zero_shot",
                                      model=model, config=config, mesh=mesh)
 
 

@@ -57,6 +57,7 @@ def run_config(workdir: str, overrides: list[str] = ()) -> Any:
         config_lib.set_by_path(config, key, value)
     config_lib.validate(config)
     cli.import_project(config)
+    config_lib.upgrade_names(config, path)
     return config
 
 

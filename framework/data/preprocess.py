@@ -90,7 +90,7 @@ def _is_numeric(value: Any) -> bool:
 
 
 def parse(text: str, config_key: str) -> list[tuple[str, tuple, dict]]:
-    """Parses "op1(a, k=v)|op2" into [(name, positional args, keyword args), ...].
+    """Parses "op1(a, k=v)|project.op2" into [(name, positional args, keyword args), ...].
 
     Raises ConfigError naming `config_key` when a part is not `name` or `name(literals)`.
     """
@@ -101,10 +101,10 @@ def parse(text: str, config_key: str) -> list[tuple[str, tuple, dict]]:
             continue
         try:
             node = ast.parse(part, mode="eval").body
-            if isinstance(node, ast.Name):
-                parts.append((node.id, (), {}))
+            if _dotted_name(node):
+                parts.append((_dotted_name(node), (), {}))
                 continue
-            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+            if not isinstance(node, ast.Call) or not _dotted_name(node.func):
                 raise ValueError("expected name or name(args)")
             args = tuple(ast.literal_eval(a) for a in node.args)
             kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
@@ -114,8 +114,17 @@ def parse(text: str, config_key: str) -> list[tuple[str, tuple, dict]]:
             raise ConfigError(f"{config_key}: cannot parse op {part!r} ({e}); write "
                               "'name' or 'name(arg, key=value)' with Python literals, "
                               "separated by '|'.") from None
-        parts.append((node.func.id, args, kwargs))
+        parts.append((_dotted_name(node.func), args, kwargs))
     return parts
+
+
+def _dotted_name(node: ast.AST) -> str:
+    """Returns "a.b.c" for the expression node of a (dotted) name, else ""."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and _dotted_name(node.value):
+        return f"{_dotted_name(node.value)}.{node.attr}"
+    return ""
 
 
 def _split_top_level(text: str) -> list[str]:

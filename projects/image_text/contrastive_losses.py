@@ -173,7 +173,7 @@ def _outputs(outputs: dict, need_bias: bool) -> tuple:
     return outputs["zimg"], outputs["ztxt"], outputs["t"], outputs.get("b")
 
 
-@registry.LOSSES.register("softmax_contrastive")
+@registry.LOSSES.register("image_text.softmax_contrastive", formerly=("softmax_contrastive",))
 def softmax_contrastive() -> LossFn:
     """CLIP / LiT symmetric softmax contrastive loss over the global batch, per pair (B,)."""
 
@@ -185,7 +185,7 @@ def softmax_contrastive() -> LossFn:
     return loss
 
 
-@registry.LOSSES.register("sigmoid_pairwise")
+@registry.LOSSES.register("image_text.sigmoid_pairwise", formerly=("sigmoid_pairwise",))
 def sigmoid_pairwise(chunked: bool = True) -> LossFn:
     """SigLIP pairwise sigmoid loss, per image (B,) (see the module docstring).
 

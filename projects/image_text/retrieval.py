@@ -32,7 +32,7 @@ def recall_at(ranks: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
     return {int(k): float(np.mean(ranks < k)) for k in ks}
 
 
-@registry.EVALUATORS.register("retrieval")
+@registry.EVALUATORS.register("image_text.retrieval", formerly=("retrieval",))
 class RetrievalEvaluator:
     """Recall@k for image->text and text->image retrieval over an eval split of pairs.
 

@@ -21,7 +21,7 @@ def l2_normalize(x: jax.Array) -> jax.Array:
     return x / (jnp.linalg.norm(x, axis=-1, keepdims=True) + 1e-8)
 
 
-@registry.MODELS.register("two_tower")
+@registry.MODELS.register("image_text.two_tower", formerly=("two_tower",))
 class TwoTower(nn.Module):
     """An image tower (ViT) and a text tower (TextTransformer) embedding into one space.
 

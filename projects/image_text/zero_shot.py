@@ -35,7 +35,7 @@ def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
 
 
-@registry.EVALUATORS.register("zero_shot")
+@registry.EVALUATORS.register("image_text.zero_shot", formerly=("zero_shot",))
 class ZeroShotEvaluator:
     """Zero-shot top-k accuracy of a two-tower model on a labelled image split.
 

@@ -15,7 +15,7 @@ from framework import registry
 from projects.vivit.backbone import ViViT
 
 
-@registry.MODELS.register("mtv_single_view_vivit")
+@registry.MODELS.register("mtv.single_view_vivit", formerly=("mtv_single_view_vivit",))
 class SingleViewViViT(ViViT):
     """ViViT (any `variant`; same fields and parameter tree) called with a batch dict."""
 

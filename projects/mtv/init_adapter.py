@@ -114,7 +114,7 @@ def map_vit_to_view(vit: Mapping[str, np.ndarray], target: Mapping[str, Any], vi
     return values, notes
 
 
-@registry.INIT_ADAPTERS.register("mtv")
+@registry.INIT_ADAPTERS.register("mtv.from_vit", formerly=("mtv",))
 def mtv_adapter(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *,
                 view_paths: Sequence[str] = (), view_formats: Sequence[str] = (),
                 inflation: str = "central_frame") -> tuple[dict, dict]:

@@ -239,7 +239,7 @@ class MultiviewEncoder(nn.Module):
         return out
 
 
-@registry.MODELS.register("mtv_classification")
+@registry.MODELS.register("mtv.classifier", formerly=("mtv_classification",))
 class MTV(nn.Module):
     """Registry model "mtv_classification": the Multiview Transformer classifier (module
     docstring), reading batch["video"].

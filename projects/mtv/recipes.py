@@ -56,7 +56,7 @@ def model_group(size: str, num_classes: int, **extra) -> ml_collections.ConfigDi
     that matches the paper's cost table; module docstring), and `extra` model fields."""
     views, fusion_layers = MODELS[size]
     return ml_collections.ConfigDict(dict(
-        name="mtv_classification", num_classes=num_classes, views=parse_views(views),
+        name="mtv.classifier", num_classes=num_classes, views=parse_views(views),
         fusion="cross_view_attention", fusion_layers=fusion_layers, bottleneck_tokens=4,
         use_query_config=False,
         global_encoder=dict(depth=12, mlp_dim=3072, num_heads=8, hidden_size=768,
@@ -78,7 +78,7 @@ def paper_config(dataset: str, size: str, num_classes: int, reference: dict, *,
     c.model = model_group(size, num_classes)
     # One image ViT per view (widest view first): set path to the largest view's ViT and
     # options.view_paths to the others, '' standing for `path` (see projects/mtv/init_adapter).
-    c.init_from.adapter = "mtv"
+    c.init_from.adapter = "mtv.from_vit"
     c.init_from.options = ml_collections.ConfigDict(
         {"view_paths": ("",) * len(c.model.views), "inflation": "central_frame"})
 

@@ -71,7 +71,7 @@ def source_key(key: str, source: Mapping[str, Any]) -> str:
     return key
 
 
-@registry.INIT_ADAPTERS.register("mtv_scenic")
+@registry.INIT_ADAPTERS.register("mtv.from_scenic", formerly=("mtv_scenic",))
 def scenic_mtv_adapter(source: Mapping[str, np.ndarray],
                        target: Mapping[str, Any]) -> tuple[dict, dict, set]:
     """Registry adapter "mtv_scenic" (module docstring): maps a Scenic MTV checkpoint's flat

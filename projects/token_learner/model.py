@@ -128,7 +128,7 @@ class TokenLearnerEncoder(nn.Module):
                    param_dtype=self.param_dtype, name=name)
 
 
-@registry.MODELS.register("token_learner_classification")
+@registry.MODELS.register("token_learner.classifier", formerly=("token_learner_classification",))
 class TokenLearnerClassifier(nn.Module):
     """Registry model "token_learner_classification": ViT (images) or unfactorised ViViT
     (videos) with a TokenLearner, global average pooling and a linear head.

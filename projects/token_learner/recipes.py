@@ -29,7 +29,7 @@ def model_group(size: str, num_classes: int, patch_size: tuple[int, ...], *,
     if depth is not None:
         shape["depth"] = depth
     return ml_collections.ConfigDict(dict(
-        name="token_learner_classification", num_classes=num_classes,
+        name="token_learner.classifier", num_classes=num_classes,
         patch_size=tuple(patch_size), **shape, posemb="learn",
         tokenlearner_loc=ml_collections.FieldReference(tokenlearner_loc, field_type=int),
         num_tokens=num_tokens, tokenlearner_version="1.1", bottleneck_dim=64,

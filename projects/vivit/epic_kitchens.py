@@ -44,7 +44,7 @@ def head_targets(batch: dict, num_verbs: int, num_nouns: int, label_key: str = "
             jax.nn.one_hot(batch["noun_label"], num_nouns, dtype=jnp.float32))
 
 
-@registry.LOSSES.register("epic_kitchens_xent")
+@registry.LOSSES.register("vivit.epic_kitchens_xent", formerly=("epic_kitchens_xent",))
 def epic_kitchens_xent(num_verbs: int = 97, num_nouns: int = 300,
                        label_smoothing: float = 0.0, label_key: str = "label") -> LossFn:
     """Returns loss(logits (B, V + N), batch) -> (B,): verb plus noun softmax cross-entropy,
@@ -63,7 +63,7 @@ def epic_kitchens_xent(num_verbs: int = 97, num_nouns: int = 300,
     return loss
 
 
-@registry.PREPROCESS_OPS.register("verb_noun_targets")
+@registry.PREPROCESS_OPS.register("vivit.verb_noun_targets", formerly=("verb_noun_targets",))
 @dataclasses.dataclass
 class VerbNounTargets:
     """Sets `label` float32 (num_verbs + num_nouns,) to the two-hot of the example's int

@@ -15,7 +15,8 @@ from framework.evaluators.multiview import MultiViewClassificationEvaluator, Vie
 from projects.vivit.epic_kitchens import split_heads
 
 
-@registry.EVALUATORS.register("epic_kitchens_multiview")
+@registry.EVALUATORS.register("vivit.epic_kitchens_multiview",
+                              formerly=("epic_kitchens_multiview",))
 class EpicKitchensMultiViewEvaluator(MultiViewClassificationEvaluator):
     """Verb / noun top-k and action top-1 (both heads right) over whole videos.
 

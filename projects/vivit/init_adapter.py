@@ -115,7 +115,7 @@ def _token_grid(target_len: int, source_len: int, token_grid: tuple) -> tuple[in
     return target_len // source_len, side, side
 
 
-@registry.INIT_ADAPTERS.register("vivit")
+@registry.INIT_ADAPTERS.register("vivit.from_vit", formerly=("vivit",))
 def vivit_adapter(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *,
                   inflation: str = "central_frame", token_grid: tuple = (),
                   temporal_attention_init: str = "zero", temporal_encoder_init: str = "random",

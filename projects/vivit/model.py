@@ -8,7 +8,7 @@ from framework import registry
 from projects.vivit.backbone import ViViT
 
 
-@registry.MODELS.register("vivit_classification")
+@registry.MODELS.register("vivit.classifier", formerly=("vivit_classification",))
 class ViViTClassifier(ViViT):
     """Registry model "vivit_classification": ViViT on `batch["video"]` (B, T, H, W, C).
 

@@ -35,7 +35,7 @@ def model_group(size: str, model: str, num_classes: int, *, patch: tuple = (2, 1
     variant = MODELS[model]
     pool = "token" if model in ("ST", "FE") else "gap"
     return ml_collections.ConfigDict(dict(
-        name="vivit_classification", variant=variant, num_classes=num_classes,
+        name="vivit.classifier", variant=variant, num_classes=num_classes,
         patch_size=tuple(patch), hidden_size=dims["hidden_size"], depth=dims["depth"],
         mlp_dim=dims["mlp_dim"], num_heads=dims["num_heads"], temporal_depth=temporal_depth,
         pool_type=pool, stochastic_depth=stochastic_depth, dtype="float32", **extra))
@@ -56,7 +56,7 @@ def paper_config(*, model: ml_collections.ConfigDict, path: str, train_size: int
         stride=stride, crop=crop, label_smoothing=label_smoothing, name="array_record",
         path=path, **data_kwargs)
     c.model = model
-    c.init_from.adapter = "vivit"
+    c.init_from.adapter = "vivit.from_vit"
     c.init_from.options = ml_collections.ConfigDict(dict(
         inflation="central_frame",
         token_grid=(num_frames // model.patch_size[0], crop // model.patch_size[1],

@@ -66,11 +66,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     text = dict(model_sizes.vit_config(text_size), vocab_size=VOCAB_SIZE, pool_type="last",
                 remat=True, dtype="bfloat16")
     c.model = ml_collections.ConfigDict(dict(
-        name="two_tower", image=image, text=text, out_dim=(None, width),
+        name="image_text.two_tower", image=image, text=text, out_dim=(None, width),
         temperature_init=10.0, lock_image=mode == ""))
     c.model_input = ml_collections.ConfigDict(
         {"image": f"float32[{res},{res},3]", "text": f"int32[{TEXT_LENGTH}]"})
-    c.loss = ml_collections.ConfigDict({"name": "softmax_contrastive"})
+    c.loss = ml_collections.ConfigDict({"name": "image_text.softmax_contrastive"})
     c.optimizer.update(dict(name="adamw", lr=1e-3, weight_decay=10.0, grad_clip_norm=1.0,
                             freeze=("^img/",) if mode == "" else ()))
     c.schedule = ml_collections.ConfigDict(

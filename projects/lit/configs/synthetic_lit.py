@@ -30,7 +30,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         raise ValueError(f"synthetic_lit: unknown variant {arg!r}; use one of {VARIANTS}.")
     c = synthetic_image_text.get_config()
     c.model = ml_collections.ConfigDict(dict(
-        name="two_tower",
+        name="image_text.two_tower",
         image=dict(patch_size=(4, 4), hidden_size=64, depth=4, mlp_dim=128, num_heads=4,
                    pool_type="gap", posemb="learn"),
         text=dict(vocab_size=synthetic_image_text.BYTE_VOCAB_SIZE, hidden_size=64, depth=2,
@@ -39,7 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         temperature_init=10.0,
         lock_image=True,
     ))
-    c.loss = ml_collections.ConfigDict({"name": "softmax_contrastive"})
+    c.loss = ml_collections.ConfigDict({"name": "image_text.softmax_contrastive"})
     c.optimizer.update(dict(name="adamw", lr=1e-3, weight_decay=1e-4, grad_clip_norm=1.0,
                             freeze=("^img/",)))
     c.schedule = ml_collections.ConfigDict({"name": "cosine", "warmup_steps": 50})

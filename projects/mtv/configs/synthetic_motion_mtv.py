@@ -42,12 +42,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     width, depth = (16, 2) if test else (32, 4)
     if arg == "tiny_vivit":
         c.model = ml_collections.ConfigDict(dict(
-            name="mtv_single_view_vivit", variant="factorised_encoder", num_classes=4,
+            name="mtv.single_view_vivit", variant="factorised_encoder", num_classes=4,
             patch_size=(2, 4, 4), hidden_size=64, depth=6, mlp_dim=128, num_heads=4,
             temporal_depth=1, pool_type="token", dtype="float32"))
     else:
         c.model = ml_collections.ConfigDict(dict(
-            name="mtv_classification", num_classes=4,
+            name="mtv.classifier", num_classes=4,
             views=(_view(width, depth, 2, (4, 4, 4)), _view(2 * width, depth, 4, (2, 4, 4))),
             fusion=FUSIONS[arg.removeprefix("test").removeprefix("tiny")],
             fusion_layers=(0, 1) if test else (1, 3), bottleneck_tokens=4,

@@ -24,7 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         raise ValueError(f"synthetic_siglip: unknown variant {arg!r}; use one of {VARIANTS}.")
     c = synthetic_image_text.get_config()
     c.model = ml_collections.ConfigDict(dict(
-        name="two_tower",
+        name="image_text.two_tower",
         image=dict(patch_size=(4, 4), hidden_size=64, depth=2, mlp_dim=128, num_heads=2,
                    pool_type="map", posemb="learn"),
         text=dict(vocab_size=synthetic_image_text.BYTE_VOCAB_SIZE, hidden_size=64, depth=2,
@@ -33,7 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         temperature_init=10.0,
         bias_init=-10.0,
     ))
-    c.loss = ml_collections.ConfigDict({"name": "sigmoid_pairwise", "chunked": True})
+    c.loss = ml_collections.ConfigDict({"name": "image_text.sigmoid_pairwise", "chunked": True})
     c.optimizer.update(dict(name="adamw", lr=1e-3, weight_decay=1e-4, grad_clip_norm=1.0))
     c.optimizer.b2 = 0.95
     c.schedule = ml_collections.ConfigDict({"name": "cosine", "warmup_steps": 100})

@@ -58,11 +58,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     text = dict(model_sizes.vit_config(text_size), vocab_size=VOCAB_SIZE, pool_type="last",
                 scan=False, remat=True, dtype="bfloat16")
     c.model = ml_collections.ConfigDict(dict(
-        name="two_tower", image=image, text=text, out_dim=(None, width),
+        name="image_text.two_tower", image=image, text=text, out_dim=(None, width),
         temperature_init=10.0, bias_init=-10.0))
     c.model_input = ml_collections.ConfigDict(
         {"image": f"float32[{res},{res},3]", "text": f"int32[{text_len}]"})
-    c.loss = ml_collections.ConfigDict({"name": "sigmoid_pairwise", "chunked": True})
+    c.loss = ml_collections.ConfigDict({"name": "image_text.sigmoid_pairwise", "chunked": True})
     c.optimizer.update(dict(name="adafactor", lr=1e-3, weight_decay=0.1, grad_clip_norm=1.0))
     c.optimizer.beta2_cap = 0.95
     c.schedule = ml_collections.ConfigDict({"name": "cosine", "warmup_steps": 20_000})

@@ -30,11 +30,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                   stochastic_depth=0.2),
         path="epic_kitchens", train_size=TRAIN_SIZE, epochs=50, lr=0.5, label_smoothing=0.2,
         num_frames=32, stride=1, crop=224, num_crops=1, train_augment="randaugment(2, 15)",
-        batch_preprocess="mixup(0.1)", label_ops=f"verb_noun_targets({verbs}, {nouns})",
+        batch_preprocess="mixup(0.1)", label_ops=f"vivit.verb_noun_targets({verbs}, {nouns})",
         reference=dict(source=f"{recipes.PAPER}, Table 6d", action_top1=44.0, verb_top1=66.4,
                        noun_top1=56.8))
-    c.loss = ml_collections.ConfigDict(dict(name="epic_kitchens_xent", num_verbs=verbs,
+    c.loss = ml_collections.ConfigDict(dict(name="vivit.epic_kitchens_xent", num_verbs=verbs,
                                             num_nouns=nouns, label_smoothing=0.2))
     c.evaluators = ml_collections.ConfigDict(
-        {"epic_kitchens_multiview": {"data": "eval", "num_verbs": verbs}})
+        {"epic_kitchens_multiview": {"name": "vivit.epic_kitchens_multiview", "data": "eval",
+                                     "num_verbs": verbs}})
     return c

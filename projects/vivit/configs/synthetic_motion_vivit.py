@@ -30,7 +30,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                    warmup_steps=40, sharding="dp",
                                    model_input={"video": "float32[8,32,32,3]"})
     c.model = ml_collections.ConfigDict(dict(
-        name="vivit_classification", variant=variant, num_classes=4, patch_size=(2, 4, 4),
+        name="vivit.classifier", variant=variant, num_classes=4, patch_size=(2, 4, 4),
         num_sampled_frames=None, hidden_size=32, depth=2, mlp_dim=64, num_heads=2,
         temporal_depth=1, pool_type=pool, dtype="float32"))
     if arg == "tiny-frame":
