@@ -30,7 +30,7 @@ def video_data(num_frames: int = 32, stride: int = 2, crop: int = 224, num_clips
     views per video (num_crops=1: center_crop). `batch_preprocess` (e.g. "mixup(alpha=0.2)")
     is set on the train split when given; `path` (the prepared dataset, for the
     `array_record` dataset) on both splits; `label_ops` (ops on the labels, e.g.
-    "verb_noun_targets(97, 300)") run first in training.
+    "vivit.verb_noun_targets(97, 300)") run first in training.
     """
     data = ml_collections.ConfigDict()
     label_ops = f"{label_ops}|" if label_ops else ""

@@ -1,4 +1,4 @@
-"""Classification losses, registered by name; the contrastive ones are in contrastive_losses.
+"""Classification losses, registered by name.
 
 A registered loss factory takes its config keys and returns `loss(outputs, batch)`, which
 returns the per-example loss (B,); the trainer weights it by `batch["mask"]` when present

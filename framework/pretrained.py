@@ -21,7 +21,7 @@ element, the set of checkpoint keys it read (default: the keys of `values`), for
 that rename. Target keys it does not fill
 stay at their random init. An adapter raises `IncompatibleCheckpointError` (a ConfigError)
 when a parameter exists on both sides but cannot be reconciled. Projects register their own
-adapters (e.g. "vivit": 2D ViT -> ViViT) and build them from `map_default` and the helpers
+adapters (e.g. "vivit.from_vit": 2D ViT -> ViViT) and build them from `map_default` and the helpers
 `resize_posemb_grid`, `inflate_kernel`, `stack_layers`.
 
 The trainer calls `init_state_from(...)` on a fresh run (never when resuming); it logs a

@@ -106,7 +106,7 @@ def test_registered_losses_read_two_tower_outputs():
     np.testing.assert_allclose(chunked(outputs, {}), sigmoid(outputs, {}), rtol=1e-6)
     with pytest.raises(ValueError, match="bias_init"):
         sigmoid({k: v for k, v in outputs.items() if k != "b"}, {})
-    with pytest.raises(ValueError, match="two_tower"):
+    with pytest.raises(ValueError, match="image_text.two_tower"):
         softmax(zimg, {})
 
 

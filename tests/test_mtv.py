@@ -1,4 +1,5 @@
-"""MTV (projects/mtv): views, fusion layers, paper costs (abstract builds), the 'mtv' adapter."""
+"""MTV (projects/mtv): views, fusion layers, paper costs (abstract builds), the 'mtv.from_vit'
+adapter."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,5 @@
-"""The "mtv_scenic" adapter: a checkpoint in Scenic's MTV layout gives this MTV the same logits.
+"""The "mtv.from_scenic" adapter: a checkpoint in Scenic's MTV layout gives this MTV the same
+logits.
 
 The reference is a NumPy forward pass of Scenic's MTV written for this test from the
 structure of Scenic's `projects/mtv/model.py` (per-frame class tokens, temporal segments, one

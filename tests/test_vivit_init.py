@@ -1,4 +1,4 @@
-"""ViViT initialised from a 2D image ViT: the "vivit" init adapter."""
+"""ViViT initialised from a 2D image ViT: the "vivit.from_vit" init adapter."""
 
 import flax.linen as nn
 import jax

@@ -11,8 +11,8 @@ than 12). The caption is tokenized in the decoder (no preprocess string needed) 
 
 Examples: {'image': float32 (S, S, 3) in [-1, 1], 'label': int32 () (the class, for
 zero-shot evaluation), 'text': int32 (max_len,)}; `info['class_names']` lists the classes.
-Zero-shot evaluation uses its own prompt templates (framework/evaluators/zero_shot.py), not
-these, so the text tower must generalise across phrasings.
+A zero-shot evaluator uses its own prompt templates, not these, so the text tower must
+generalise across phrasings.
 """
 
 from __future__ import annotations

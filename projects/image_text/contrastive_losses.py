@@ -166,9 +166,9 @@ def _ring_loss(mesh, axes: tuple[str, ...], shards: int):
 def _outputs(outputs: dict, need_bias: bool) -> tuple:
     if not isinstance(outputs, dict) or "zimg" not in outputs or "ztxt" not in outputs:
         raise ValueError("contrastive loss: the model must return a dict with 'zimg' and "
-                         "'ztxt' embeddings (config.model.name='two_tower').")
+                         "'ztxt' embeddings (config.model.name='image_text.two_tower').")
     if need_bias and "b" not in outputs:
-        raise ValueError("sigmoid_pairwise loss: the model has no bias 'b'; set "
+        raise ValueError("image_text.sigmoid_pairwise loss: the model has no bias 'b'; set "
                          "config.model.bias_init (SigLIP: -10.0).")
     return outputs["zimg"], outputs["ztxt"], outputs["t"], outputs.get("b")
 

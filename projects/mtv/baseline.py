@@ -1,5 +1,5 @@
-"""The single-view baseline MTV is measured against: a ViViT (framework.models.vivit)
-registered as "mtv_single_view_vivit", reading batch["video"].
+"""The single-view baseline MTV is measured against: a ViViT (projects.vivit.backbone)
+registered as "mtv.single_view_vivit", reading batch["video"].
 
 Not an MTV part: it lets an MTV config train the paper's single-view comparison point with
 the same trainer, data and evaluator (see configs/synthetic_motion_mtv.py, 'tiny_vivit').

@@ -1,4 +1,4 @@
-"""Init adapter "mtv": each view's encoder from an image ViT of its size.
+"""Init adapter "mtv.from_vit": each view's encoder from an image ViT of its size.
 
 Config (`config.init_from`): `path` is one checkpoint (read by framework.pretrained) and
 `options.view_paths` names one checkpoint per view, widest view first as in
@@ -38,8 +38,8 @@ def num_views(target: Mapping[str, Any]) -> int:
     found = {int(m[1]) for k in target if (m := _EMBED.match(k))}
     if not found or found != set(range(len(found))):
         raise IncompatibleCheckpointError(
-            "config.init_from.adapter='mtv': the model has no `embedding_view{i}` params; "
-            "use this adapter with model 'mtv_classification'.")
+            "config.init_from.adapter='mtv.from_vit': the model has no `embedding_view{i}` params; "
+            "use this adapter with model 'mtv.classifier'.")
     return len(found)
 
 
@@ -54,7 +54,7 @@ def _temporal_tokens(target: Mapping[str, Any], view: int) -> int:
     cls = target.get(f"cls_view{view}")
     if cls is None:
         raise IncompatibleCheckpointError(
-            "config.init_from.adapter='mtv' maps ViTs onto models with classifier='token' "
+            "config.init_from.adapter='mtv.from_vit' maps ViTs onto models with classifier='token' "
             "(it needs cls_view{i}); load the others with dont_load for the class tokens.")
     return int(cls.shape[1])
 
@@ -94,7 +94,7 @@ def map_vit_to_view(vit: Mapping[str, np.ndarray], target: Mapping[str, Any], vi
     side = int(round(np.sqrt(patches)))
     if side * side != patches:
         raise IncompatibleCheckpointError(
-            f"view {view}: {patches} patches per frame is not a square grid; the 'mtv' "
+            f"view {view}: {patches} patches per frame is not a square grid; the 'mtv.from_vit' "
             "adapter resizes square position-embedding grids only.")
     posemb = vit["pos_embedding"]
     if posemb.shape[1] != patches:
@@ -118,7 +118,7 @@ def map_vit_to_view(vit: Mapping[str, np.ndarray], target: Mapping[str, Any], vi
 def mtv_adapter(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *,
                 view_paths: Sequence[str] = (), view_formats: Sequence[str] = (),
                 inflation: str = "central_frame") -> tuple[dict, dict]:
-    """Registry adapter "mtv" (module docstring). `view_formats`: one format per view
+    """Registry adapter "mtv.from_vit" (module docstring). `view_formats`: one format per view
     (framework.pretrained.FORMATS; default 'auto'). Returns (values, notes)."""
     if not view_paths:
         return pretrained.map_default(source, target, inflation=inflation)

@@ -241,7 +241,7 @@ class MultiviewEncoder(nn.Module):
 
 @registry.MODELS.register("mtv.classifier", formerly=("mtv_classification",))
 class MTV(nn.Module):
-    """Registry model "mtv_classification": the Multiview Transformer classifier (module
+    """Registry model "mtv.classifier": the Multiview Transformer classifier (module
     docstring), reading batch["video"].
 
     Attributes:

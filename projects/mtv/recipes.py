@@ -12,7 +12,7 @@ paper (Yan et al., "Multiview Transformers for Video Recognition", CVPR 2022, ar
   test 4 clips x 3 crops. Moments in Time (fine-tuned from an MTV-L): 20 epochs at batch 256,
   lr 0.2, mixup 0.2, frames 3 apart, test 1 clip x 3 crops.
 - Each view's encoder starts from an image ViT of its size (ImageNet-21k for MTV-B; the
-  paper's MTV-L uses JFT ViTs): `config.init_from` with the "mtv" adapter.
+  paper's MTV-L uses JFT ViTs): `config.init_from` with the "mtv.from_vit" adapter.
 - Cross-view attention width: Scenic's model implements two settings, in the querying
   view's width and heads (`use_query_config=True`, what its released configs and
   checkpoints use) or in the attended view's (`False`). Only `False` is consistent with the
@@ -51,7 +51,7 @@ TRAIN_SIZES = {"kinetics400": 214_834, "kinetics600": 366_016, "kinetics700": 54
 
 
 def model_group(size: str, num_classes: int, **extra) -> ml_collections.ConfigDict:
-    """Returns config.model for "mtv_classification" MTV-`size` ("B" or "L") with
+    """Returns config.model for "mtv.classifier" MTV-`size` ("B" or "L") with
     cross-view attention in the attended view's width (use_query_config=False: the setting
     that matches the paper's cost table; module docstring), and `extra` model fields."""
     views, fusion_layers = MODELS[size]

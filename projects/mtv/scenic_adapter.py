@@ -1,4 +1,4 @@
-"""Init adapter "mtv_scenic": a checkpoint of Scenic's MTV (e.g. its model zoo) on this MTV.
+"""Init adapter "mtv.from_scenic": a checkpoint of Scenic's MTV (e.g. its model zoo) on this MTV.
 
     python -m tools.convert_checkpoint --input mtv_b_k400/checkpoint \\
         --config projects/mtv/configs/kinetics400_mtv.py:B --adapter mtv_scenic \\
@@ -74,7 +74,7 @@ def source_key(key: str, source: Mapping[str, Any]) -> str:
 @registry.INIT_ADAPTERS.register("mtv.from_scenic", formerly=("mtv_scenic",))
 def scenic_mtv_adapter(source: Mapping[str, np.ndarray],
                        target: Mapping[str, Any]) -> tuple[dict, dict, set]:
-    """Registry adapter "mtv_scenic" (module docstring): maps a Scenic MTV checkpoint's flat
+    """Registry adapter "mtv.from_scenic" (module docstring): maps a Scenic MTV checkpoint's flat
     params onto Tessera MTV param shapes `target` ({key: shape-like}). Returns (values,
     notes, the checkpoint keys read). Raises IncompatibleCheckpointError naming the key when
     a shape does not fit (other views, widths or `use_query_config` than the model's)."""

@@ -1,9 +1,9 @@
 """SigLIP: "Sigmoid Loss for Language Image Pre-Training" (Zhai et al., ICCV 2023).
 
-Built from shared framework pieces, imported here so that they are registered: the
-"two_tower" model (framework/models/two_tower.py), the "sigmoid_pairwise" loss with its
-chunked device-ring form (framework/contrastive_losses.py), and the "zero_shot" and
-"retrieval" evaluators. Configs: configs/webli_siglip.py (the released models) and
+Built on the base project projects/image_text, imported here so that its pieces are
+registered: the "image_text.two_tower" model, the "image_text.sigmoid_pairwise" loss with its
+chunked device-ring form, and the "image_text.zero_shot" and "image_text.retrieval"
+evaluators. Configs: configs/webli_siglip.py (the released models) and
 configs/synthetic_siglip.py (tiny, trains on CPU in minutes).
 """
 

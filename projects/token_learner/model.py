@@ -130,7 +130,7 @@ class TokenLearnerEncoder(nn.Module):
 
 @registry.MODELS.register("token_learner.classifier", formerly=("token_learner_classification",))
 class TokenLearnerClassifier(nn.Module):
-    """Registry model "token_learner_classification": ViT (images) or unfactorised ViViT
+    """Registry model "token_learner.classifier": ViT (images) or unfactorised ViViT
     (videos) with a TokenLearner, global average pooling and a linear head.
 
     Reads batch["image"] (B, H, W, C) with a 2D patch_size, or batch["video"]
@@ -208,7 +208,7 @@ class TokenLearnerClassifier(nn.Module):
     def _pixels(self, batch: dict[str, jax.Array]) -> jax.Array:
         key = "video" if "video" in batch else "image"
         if key not in batch:
-            raise ValueError(f"token_learner_classification reads batch['image'] or "
+            raise ValueError(f"token_learner.classifier reads batch['image'] or "
                              f"batch['video']; the batch has {sorted(batch)}.")
         pixels = batch[key]
         if pixels.ndim != len(self.patch_size) + 2:

@@ -21,7 +21,7 @@ KINETICS400_PATH = "kinetics400"
 def model_group(size: str, num_classes: int, patch_size: tuple[int, ...], *,
                 tokenlearner_loc: int | None, num_tokens: int = 8, depth: int | None = None,
                 **extra) -> ml_collections.ConfigDict:
-    """Returns config.model for "token_learner_classification" of ViT size `size` ("B",
+    """Returns config.model for "token_learner.classifier" of ViT size `size` ("B",
     "L", ...) with `patch_size` (2 ints for images, 3 for videos; tubelet time first), the
     TokenLearner at `tokenlearner_loc` (None: the plain ViT / ViViT), `depth` overriding the
     size's depth, and `extra` model fields (e.g. use_token_fuser)."""

@@ -8,11 +8,11 @@ One Linen module, `ViViT`, covers the paper's four models, chosen by `variant`:
   `temporal_depth=0` the per-frame outputs are averaged instead (the paper's "average
   pooling" baseline).
 - 'factorised_self_attention' (model 3): each block attends over space, then over time
-  (framework.layers.FactorizedSelfAttentionEncoder).
+  (factorized.FactorizedSelfAttentionEncoder).
 - 'factorised_dot_product' (model 4): half of each block's heads attend over time, half
-  over space (framework.layers.factorized_dot_product_attention).
+  over space (factorized.factorized_dot_product_attention).
 
-Interface (stable; MTV and TokenLearner build on it):
+Interface (stable; MTV builds on it):
 
     model = ViViT(variant="factorised_encoder", num_classes=400, patch_size=(2, 16, 16),
                   hidden_size=768, depth=12, mlp_dim=3072, num_heads=12, temporal_depth=4)

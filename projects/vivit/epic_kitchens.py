@@ -4,9 +4,9 @@ The model has one head of num_verbs + num_nouns logits: columns [0, num_verbs) a
 head, the rest the noun head (Scenic's `class_splits`). An action (verb, noun) is right when
 both heads' top-1 are right (the arg-max of the product of the two softmaxes, as in Scenic).
 
-- preprocess op "verb_noun_targets(num_verbs, num_nouns)": int `verb_label` / `noun_label`
+- preprocess op "vivit.verb_noun_targets(num_verbs, num_nouns)": int `verb_label` / `noun_label`
   -> `label` float32 (num_verbs + num_nouns,), a two-hot target that mixup can blend.
-- loss "epic_kitchens_xent": softmax cross-entropy of each head, summed.
+- loss "vivit.epic_kitchens_xent": softmax cross-entropy of each head, summed.
 - `split_heads` / `head_targets`: shared by the loss and the evaluator.
 """
 
@@ -52,7 +52,7 @@ def epic_kitchens_xent(num_verbs: int = 97, num_nouns: int = 300,
 
     def loss(logits: jax.Array, batch: dict) -> jax.Array:
         if logits.shape[-1] != num_verbs + num_nouns:
-            raise ValueError(f"epic_kitchens_xent: logits have {logits.shape[-1]} classes, "
+            raise ValueError(f"vivit.epic_kitchens_xent: logits have {logits.shape[-1]} classes, "
                              f"expected num_verbs + num_nouns = {num_verbs + num_nouns} "
                              "(config.model.num_classes).")
         verb_logits, noun_logits = split_heads(logits, num_verbs)

@@ -1,4 +1,4 @@
-"""Epic-Kitchens multi-view evaluator "epic_kitchens_multiview": verb, noun and action
+"""Epic-Kitchens multi-view evaluator "vivit.epic_kitchens_multiview": verb, noun and action
 accuracy per video, each head's softmax scores averaged over the video's views."""
 
 from __future__ import annotations

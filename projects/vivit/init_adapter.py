@@ -1,4 +1,4 @@
-"""Init adapter "vivit": a 2D image ViT checkpoint mapped into any ViViT variant.
+"""Init adapter "vivit.from_vit": a 2D image ViT checkpoint mapped into any ViViT variant.
 
 Follows the paper's Sec. 3.4 ("Initialisation by pretrained models"):
 - the patch kernel (ph, pw, C, D) is inflated to the tubelet (pt, ph, pw, C, D) by
@@ -185,8 +185,8 @@ def vivit_adapter(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *
                 notes[key] = "init (temporal; not in an image model)"
     if problems:
         raise IncompatibleCheckpointError(
-            "config.init_from (adapter 'vivit'): these image-ViT parameters cannot be mapped "
-            "onto the ViViT model:\n  " + "\n  ".join(problems) + "\nAdd them to "
+            "config.init_from (adapter 'vivit.from_vit'): these image-ViT parameters cannot be "
+            "mapped onto the ViViT model:\n  " + "\n  ".join(problems) + "\nAdd them to "
             "config.init_from.dont_load to keep them at init, or fix the model's shape.")
     loaded, loaded_notes = pretrained.map_default(renamed, plain, resize_posemb=False)
     for key, value in loaded.items():

@@ -15,7 +15,7 @@ import ml_collections
 from configs import video_data
 from configs.model_sizes import vit_config
 
-# Short names used in VARIANTS -> ViViT variants (framework.models.vivit.VARIANTS).
+# Short names used in VARIANTS -> ViViT variants (projects.vivit.backbone.VARIANTS).
 MODELS = {
     "ST": "spatio_temporal",  # Model 1.
     "FE": "factorised_encoder",  # Model 2.
@@ -28,7 +28,7 @@ PAPER = "ViViT (Arnab et al., ICCV 2021, arXiv 2103.15691)"
 def model_group(size: str, model: str, num_classes: int, *, patch: tuple = (2, 16, 16),
                 temporal_depth: int = 4, stochastic_depth: float = 0.0,
                 **extra) -> ml_collections.ConfigDict:
-    """Returns config.model for "vivit_classification": ViT size `size` ("B", "L", ...),
+    """Returns config.model for "vivit.classifier": ViT size `size` ("B", "L", ...),
     `model` a key of MODELS, tubelet `patch` (t, h, w). Models 1 and 2 pool with the class
     token (as Scenic's configs), models 3 and 4 by the mean over tokens."""
     dims = vit_config(size)
@@ -48,7 +48,7 @@ def paper_config(*, model: ml_collections.ConfigDict, path: str, train_size: int
     (configs/video_data.video_training_config: SGD momentum 0.9 at `lr`, 2.5 warm-up epochs
     then cosine decay over `epochs` of `train_size` videos, batch 64, clip norm 1, the
     multi-view evaluator) on the `array_record` dataset prepared at `path`, plus `model`,
-    init from an image ViT with the "vivit" adapter (set config.init_from.path), the
+    init from an image ViT with the "vivit.from_vit" adapter (set config.init_from.path), the
     `model_input` of one view and the paper's `reference`. `data_kwargs` go to
     configs.video_data.video_data (min_resize, num_crops, train_augment, ...)."""
     c = video_data.video_training_config(

@@ -4,7 +4,7 @@ apart, mixup 0.2, SGD lr 0.2 for 20 epochs at batch 256, 1 clip x 3 crops at tes
 42.5 (Scenic's MTV model zoo).
 
 Set config.init_from.path to an MTV-L checkpoint (e.g. a Kinetics run's workdir): with no
-options.view_paths the "mtv" adapter maps it by name; the 339-way head stays at init.
+options.view_paths the "mtv.from_vit" adapter maps it by name; the 339-way head stays at init.
 """
 
 import ml_collections
