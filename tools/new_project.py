@@ -2,18 +2,20 @@
 
 Copies projects/PROJECT to projects/NAME and, in the copy:
 - module paths `projects.PROJECT` and file paths `projects/PROJECT/` become `projects.NAME`
-  and `projects/NAME/` (a bare `projects/PROJECT` is left: it may name another code base);
-- every registry name the project registers (`<REGISTRY>.register("name")`) is renamed, so
-  both projects can be imported together: PROJECT in the name becomes NAME
-  ("vivit_classification" -> "myvivit_classification"), other names get the prefix NAME_;
-  the names are replaced where they stand quoted ("name") or as ops of a preprocess string
-  ("name(k=1)|other") in every file, as configs refer to them;
+  and `projects/NAME/` (a bare `projects/PROJECT` is left: it may name another code base;
+  imports of other projects, e.g. the base project a family shares, are kept);
+- every registry name the project registers (`<REGISTRY>.register("name")`) moves to the
+  fork's namespace, so both projects can be imported together: "PROJECT.x" becomes
+  "NAME.x" (a name outside the namespace gets the prefix "NAME."); the names are replaced
+  where they stand quoted ("name") or as ops of a preprocess string ("name(k=1)|other") in
+  every file, as configs refer to them; the source's former names (`formerly=`) are dropped;
 - files under configs/ whose name holds PROJECT are renamed the same way;
 - a quoted "PROJECT" (e.g. `config.project = "PROJECT"`) becomes "NAME".
 Then it writes tests/test_project_NAME.py: a smoke test that imports the fork, checks its
-registry names, loads every config variant, and trains one tiny variant of each config
+registry names, loads every config variant, and trains one small variant of each config
 file (its VARIANTS entry "test", else "tiny") for 2 steps, with its evaluators and a
-checkpoint. Nothing existing is overwritten.
+checkpoint. Nothing existing is overwritten. From then on the fork's model, losses,
+evaluators, data ops and configs are changed inside projects/NAME/ only.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ import re
 import shutil
 import sys
 
-REGISTER = re.compile(r"\b([A-Z_]+)\.register\(\s*[\"']([A-Za-z0-9_]+)[\"']")
+REGISTER = re.compile(r"\b([A-Z_]+)\.register\(\s*[\"']([A-Za-z0-9_.]+)[\"']")
+FORMERLY = re.compile(r",\s*formerly=\([^)]*\)")
 TINY_VARIANTS = ("test", "tiny")  # In order of preference: one per config file.
+SUGGESTED_VARIANT = "tiny"  # The variant the tool suggests training (the README's).
+MAX_LINE = 100  # The linter's line length (pyproject.toml).
 TEXT_SUFFIXES = (".py", ".md", ".txt", ".json", ".yaml", ".yml", ".cfg", ".toml")
 
 
@@ -77,8 +82,9 @@ def registered_names(directory: str) -> list[tuple[str, str]]:
 
 
 def renamed(old: str, source: str, name: str) -> str:
-    """Returns the fork's name for the source's `old` registry name or file stem."""
-    return old.replace(source, name) if source in old else f"{name}_{old}"
+    """Returns the fork's registry name for the source's `old`: "source.x" -> "name.x",
+    any other name "x" -> "name.x"."""
+    return name + old[len(source):] if old.startswith(source + ".") else f"{name}.{old}"
 
 
 def fork(root: str, name: str, source: str) -> dict:
@@ -105,17 +111,41 @@ def fork(root: str, name: str, source: str) -> dict:
                 text = f.read()
             for pattern, new in replacements:
                 text = pattern.sub(new, text)
+            if path.endswith(".py"):
+                text = FORMERLY.sub("", text)
             with open(path, "w") as f:
                 f.write(text)
         tiny = tiny_configs(root, name)
         registered = [(kind, old, names[old]) for kind, old in registered_names(src_dir)]
         with open(test_path(root, name), "w") as f:
-            f.write(smoke_test(name, source, [(k, new) for k, _, new in registered], tiny))
+            f.write(smoke_test(name, source, [(k, new) for k, _, new in registered], tiny,
+                               has_configs=bool(config_files(root, name))))
     except BaseException:
         shutil.rmtree(dst_dir, ignore_errors=True)
         raise
     return {"project": dst_dir, "test": test_path(root, name), "registered": registered,
-            "renamed_files": files, "tiny": tiny}
+            "renamed_files": files, "tiny": tiny, "long_lines": long_lines(dst_dir)}
+
+
+def long_lines(directory: str) -> list[str]:
+    """Returns "path:line" for every Python line under `directory` longer than MAX_LINE."""
+    out = []
+    for path in _text_files(directory):
+        if path.endswith(".py"):
+            with open(path) as f:
+                out += [f"{path}:{i}" for i, line in enumerate(f, 1)
+                        if len(line.rstrip("\n")) > MAX_LINE]
+    return out
+
+
+def suggested_config(root: str, name: str) -> str | None:
+    """Returns "path:variant" of the first config of the project with a SUGGESTED_VARIANT
+    (else its first small variant), or None when it has none."""
+    for path in config_files(root, name):
+        if SUGGESTED_VARIANT in _variants(path):
+            return f"{os.path.relpath(path, root)}:{SUGGESTED_VARIANT}"
+    tiny = tiny_configs(root, name)
+    return f"{tiny[0][0]}:{tiny[0][1]}" if tiny else None
 
 
 def _rename_files(directory: str, source: str, name: str) -> list[tuple[str, str]]:
@@ -131,18 +161,22 @@ def _rename_files(directory: str, source: str, name: str) -> list[tuple[str, str
     return out
 
 
+def config_files(root: str, name: str) -> list[str]:
+    """Returns the config files (.py) of projects/`name`/configs, sorted."""
+    configs = os.path.join(root, "projects", name, "configs")
+    return [p for p in _text_files(configs) if p.endswith(".py")
+            and not p.endswith("__init__.py")] if os.path.isdir(configs) else []
+
+
 def tiny_configs(root: str, name: str) -> list[tuple[str, str]]:
     """Returns [(config path relative to `root`, variant)]: for each config file of the
     project, its first VARIANTS entry in TINY_VARIANTS, read from the file's module-level
     `VARIANTS = (...)` literal (the file is not imported)."""
-    configs = os.path.join(root, "projects", name, "configs")
     out = []
-    for path in _text_files(configs) if os.path.isdir(configs) else []:
-        if path.endswith(".py"):
-            variants = _variants(path)
-            tiny = [v for v in TINY_VARIANTS if v in variants]
-            if tiny:
-                out.append((os.path.relpath(path, root), tiny[0]))
+    for path in config_files(root, name):
+        tiny = [v for v in TINY_VARIANTS if v in _variants(path)]
+        if tiny:
+            out.append((os.path.relpath(path, root), tiny[0]))
     return out
 
 
@@ -159,13 +193,14 @@ def _variants(path: str) -> tuple:
     return ()
 
 
-SMOKE_TEST = '''"""Smoke test of projects/{name}, a fork of projects/{source} by tools.new_project.
+SMOKE_TEST = '''"""Smoke test of projects/{name}, a fork of projects/{source} by
+tools.new_project.
 
-Imports the project, checks its registry names, loads every config variant, and trains one
-tiny variant of each config file (its VARIANTS entry {tiny}) for 2 steps.
+Imports the project and checks its registry names{what}.
 """
 
 import glob
+import importlib
 import math
 import os
 
@@ -175,8 +210,9 @@ from framework import config as config_lib
 from framework import registry, trainer
 from tools import cli
 
+PROJECT = "{name}"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "projects", "{name}", "configs",
+CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "projects", PROJECT, "configs",
                                                     "*.py")) if not p.endswith("__init__.py"))
 REGISTERED = {registered}
 
@@ -192,18 +228,21 @@ TINY = {tiny_specs}
 
 
 def test_registers_its_names():
-    import projects.{name}
-
-    assert projects.{name}.__file__.startswith(os.path.join(ROOT, "projects", "{name}"))
+    package = importlib.import_module(f"projects.{{PROJECT}}")
+    assert package.__file__.startswith(os.path.join(ROOT, "projects", PROJECT))
     for kind, name in REGISTERED:
         assert name in getattr(registry, kind), (kind, name)
+'''
 
+SMOKE_TEST_CONFIGS = '''
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_config_loads(spec):
     config = cli.load_config(spec)
-    assert config.project == "{name}"
+    assert config.project == PROJECT
+'''
 
+SMOKE_TEST_TRAIN = '''
 
 @pytest.mark.parametrize("spec", TINY)
 def test_tiny_config_trains(spec, tmp_path):
@@ -218,11 +257,27 @@ def test_tiny_config_trains(spec, tmp_path):
 
 
 def smoke_test(name: str, source: str, registered: list[tuple[str, str]],
-               tiny: list[tuple[str, str]]) -> str:
-    """Returns the text of tests/test_project_NAME.py; `tiny` as from tiny_configs."""
-    return SMOKE_TEST.format(name=name, source=source, registered=_list_literal(registered),
-                             tiny=" else ".join(map(repr, TINY_VARIANTS)),
+               tiny: list[tuple[str, str]], has_configs: bool = True) -> str:
+    """Returns the text of tests/test_project_NAME.py; `tiny` as from tiny_configs;
+    without configs (`has_configs` False) it only imports the project."""
+    what = ""
+    if has_configs:
+        what = ", loads every config variant"
+    if tiny:
+        what += (",\nand trains one small variant of each config file for 2 steps (its VARIANTS "
+                 f"entry\n{' else '.join(map(repr, TINY_VARIANTS))})")
+    text = SMOKE_TEST.format(name=name, source=source, registered=_list_literal(registered),
+                             what=what,
                              tiny_specs=_list_literal([f"{p}:{arg}" for p, arg in tiny]))
+    if has_configs:
+        text += SMOKE_TEST_CONFIGS
+    if tiny:
+        text += SMOKE_TEST_TRAIN
+    if not (has_configs or tiny):
+        text = text.replace("import math\n", "").replace("import pytest\n\n", "")
+        text = text.replace("from framework import registry, trainer\nfrom tools import cli\n",
+                            "from framework import registry\n")
+    return text
 
 
 def _list_literal(items: list) -> str:
@@ -248,12 +303,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {kind}: {old} -> {new}")
     for old, new in out["renamed_files"]:
         print(f"  file: {old}.py -> {new}.py")
-    if out["tiny"]:
-        print("Try: python -m tools.train --config "
-              f"{out['tiny'][0][0]}:{out['tiny'][0][1]} --workdir workdirs/{args.name}")
+    for line in out["long_lines"]:
+        print(f"  warning: {line} is longer than {MAX_LINE} characters after the rename; "
+              "`ruff check` will flag it until it is rewrapped.")
+    suggestion = suggested_config(os.path.abspath(args.root), args.name)
+    if suggestion:
+        print(f"Try: python -m tools.train --config {suggestion} --workdir workdirs/{args.name}")
+    elif config_files(os.path.abspath(args.root), args.name):
+        print(f"No small variant ({' or '.join(TINY_VARIANTS)}) in its configs: the smoke "
+              "test imports the project and loads its configs only.")
     else:
-        print(f"No tiny variant ({' or '.join(TINY_VARIANTS)}) in its configs: the smoke test "
-              "only loads them.")
+        print("It has no configs (a base project): the smoke test imports it only.")
+    print(f"Test: python -m pytest -q {os.path.relpath(out['test'], os.path.abspath(args.root))}")
     return 0
 
 

@@ -38,8 +38,8 @@ def num_views(target: Mapping[str, Any]) -> int:
     found = {int(m[1]) for k in target if (m := _EMBED.match(k))}
     if not found or found != set(range(len(found))):
         raise IncompatibleCheckpointError(
-            "config.init_from.adapter='mtv.from_vit': the model has no `embedding_view{i}` params; "
-            "use this adapter with model 'mtv.classifier'.")
+            "config.init_from.adapter='mtv.from_vit': the model has no `embedding_view{i}` "
+            "params; use this adapter with model 'mtv.classifier'.")
     return len(found)
 
 
@@ -54,8 +54,9 @@ def _temporal_tokens(target: Mapping[str, Any], view: int) -> int:
     cls = target.get(f"cls_view{view}")
     if cls is None:
         raise IncompatibleCheckpointError(
-            "config.init_from.adapter='mtv.from_vit' maps ViTs onto models with classifier='token' "
-            "(it needs cls_view{i}); load the others with dont_load for the class tokens.")
+            "config.init_from.adapter='mtv.from_vit' maps ViTs onto models with "
+            "classifier='token' (it needs cls_view{i}); load the others with dont_load for the "
+            "class tokens.")
     return int(cls.shape[1])
 
 

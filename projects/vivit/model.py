@@ -14,9 +14,9 @@ class ViViTClassifier(ViViT):
 
     Same fields and parameter tree as projects.vivit.backbone.ViViT. Returns logits
     (B, num_classes) float32. Epic-Kitchens uses it with num_classes = verbs + nouns: the
-    verb and noun heads are the two column blocks of `head` (as Scenic's
-    `class_splits`), split by the "vivit.epic_kitchens_xent" loss and the evaluator. A single-frame
-    baseline is the same model with num_sampled_frames=1 and a 1-frame tubelet.
+    verb and noun heads are the two column blocks of `head` (as Scenic's `class_splits`),
+    split by the "vivit.epic_kitchens_xent" loss and the evaluator. A single-frame baseline
+    is the same model with num_sampled_frames=1 and a 1-frame tubelet.
     """
 
     def __call__(self, batch: dict[str, jax.Array], *, train: bool = False) -> jax.Array:
