@@ -3,7 +3,9 @@ lint-clean code confined to its new folder and its generated test; a layer chang
 projects/myvivit leaves ViViT and MTV outputs unchanged; the generated smoke tests pass (the
 ViViT fork's tiny config trains)."""
 
+import contextlib
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -58,11 +60,9 @@ def forked(tmp_path_factory):
     before = _snapshot(root)
     outputs = {}
     for source in SOURCES:
-        out = subprocess.run(
-            [sys.executable, "-m", "tools.new_project", f"my{source}", "--from", source,
-             "--root", str(root)], cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr
-        outputs[source] = out.stdout
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            assert new_project.main([f"my{source}", "--from", source, "--root", str(root)]) == 0
+        outputs[source] = out.getvalue()
     after = _snapshot(root)
     changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
     return root, outputs, changed
@@ -79,8 +79,8 @@ def test_forks_are_confined_renamed_and_lint_clean(forked):
         assert "warning" not in out
         suggested = re.search(r"--config (\S+):(\S+) --workdir", out)
         if suggested:  # The suggested variant exists (the README's ':tiny').
-            module = config_lib.load_module(str(root / suggested[1]))
-            assert suggested[2] == "tiny" and suggested[2] in module.VARIANTS
+            variants = new_project.variants_of(str(root / suggested[1]))
+            assert suggested[2] == "tiny" and suggested[2] in variants
         registered = new_project.registered_names(os.path.join(PROJECTS, source))
         for kind, old in registered:
             assert f"{kind}: {old} -> my{source}." in out
@@ -142,7 +142,7 @@ def _reference(project):
     rng = np.random.default_rng(0)
     inputs = {k: rng.normal(size=s.shape).astype(s.dtype) for k, s in
               flops.abstract_example_batch(config.model_input, batch_size=2).items()}
-    params = model.init(jax.random.key(0), inputs)["params"]
+    params = flops.unbox(model.init(jax.random.key(0), inputs)["params"])
     params = jax.tree.map(
         lambda p: np.asarray(p) + rng.normal(0, 0.05, p.shape).astype(np.float32), params)
     logits = np.asarray(model.apply({"params": params}, inputs))

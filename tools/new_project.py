@@ -142,7 +142,7 @@ def suggested_config(root: str, name: str) -> str | None:
     """Returns "path:variant" of the first config of the project with a SUGGESTED_VARIANT
     (else its first small variant), or None when it has none."""
     for path in config_files(root, name):
-        if SUGGESTED_VARIANT in _variants(path):
+        if SUGGESTED_VARIANT in variants_of(path):
             return f"{os.path.relpath(path, root)}:{SUGGESTED_VARIANT}"
     tiny = tiny_configs(root, name)
     return f"{tiny[0][0]}:{tiny[0][1]}" if tiny else None
@@ -174,13 +174,15 @@ def tiny_configs(root: str, name: str) -> list[tuple[str, str]]:
     `VARIANTS = (...)` literal (the file is not imported)."""
     out = []
     for path in config_files(root, name):
-        tiny = [v for v in TINY_VARIANTS if v in _variants(path)]
+        tiny = [v for v in TINY_VARIANTS if v in variants_of(path)]
         if tiny:
             out.append((os.path.relpath(path, root), tiny[0]))
     return out
 
 
-def _variants(path: str) -> tuple:
+def variants_of(path: str) -> tuple:
+    """Returns the module-level `VARIANTS = (...)` literal of the config file at `path`
+    (read, not imported); () when there is none."""
     with open(path) as f:
         tree = ast.parse(f.read(), path)
     for node in tree.body:
