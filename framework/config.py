@@ -224,7 +224,7 @@ def upgrade_names(config: ml_collections.ConfigDict, source: str = "") -> list[s
                 split[key] = text
     if done:
         logging.getLogger(__name__).warning(
-            "%s was recorded under former registry names; reading them as %s.",
+            "%s names registry names that have since been renamed; reading %s.",
             source or "the config", ", ".join(done))
     return done
 
