@@ -73,6 +73,6 @@ def test_train_rejects_incomplete_multiprocess_flags(tmp_path, flags, message):
     out = subprocess.run(
         [sys.executable, "-m", "tools.train", "--config", DEMO, "--workdir",
          str(tmp_path / "w"), *flags], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and "Config error" in out.stderr
+    assert out.returncode == 2 and "Error:" in out.stderr
     assert re.search(message, out.stderr), out.stderr[-2000:]
     assert not (tmp_path / "w").exists()

@@ -1,5 +1,5 @@
 """Exact resume across processes: stop-and-continue; SIGKILL right after a save, mid-step and
-during an async save; SIGTERM (save and exit 0)."""
+during an async save; SIGTERM and Ctrl-C (save and exit 0)."""
 
 import os
 import signal
@@ -59,11 +59,17 @@ def reference(tmp_path_factory):
 def test_stop_and_resume_is_bit_identical(reference):
     tmp_path, ref_workdir, ref_batches = reference
     workdir, record = tmp_path / "sliced", tmp_path / "sliced.txt"
-    _run(_command(tmp_path, workdir, record, "--stop_at_step=6"))
+    out = _run(_command(tmp_path, workdir, record, "--stop_at_step=6"))
+    assert "Stopped after step 6 of 10 (--stop_at_step); run the same command again" in out.stdout
     assert _lines(record) == ref_batches[:6]
     _run(_command(tmp_path, workdir, record))
     assert _lines(record) == ref_batches
     _assert_identical(_params(workdir, 10), _params(ref_workdir, 10))
+    # A finished run started again says so and trains nothing.
+    out = _run(_command(tmp_path, workdir, record))
+    assert f"{workdir} already finished all 10 steps (checkpoint 10); nothing to train" \
+        in out.stdout, out.stdout
+    assert _lines(record) == ref_batches
 
 
 def _start(cmd):
@@ -98,6 +104,24 @@ def _committed(workdir):
                   key=int)
 
 
+def _signal_in_step(cmd, step, signum, release):
+    """Runs `cmd` held in `step`, sends `signum`, releases the hold; returns its output."""
+    proc = _start(cmd + ["--hold_in_step", str(step), "--release_file", str(release)])
+    try:
+        _wait_for(proc, f"HOLDING IN STEP {step}")
+        proc.send_signal(signum)
+        time.sleep(0.5)
+        release.touch()
+        output = proc.communicate(timeout=300)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    release.unlink()
+    assert proc.returncode == 0, output[-3000:]
+    return output
+
+
 def test_sigkill_at_three_moments_and_sigterm_resume_bit_identical(reference):
     """One workdir goes through every fault in turn; each restart resumes from the last
     committed checkpoint with the batches an uninterrupted run sees, and the run ends with
@@ -117,34 +141,27 @@ def test_sigkill_at_three_moments_and_sigterm_resume_bit_identical(reference):
     assert _lines(record) == ref_batches[:5] + ref_batches[5:7]
 
     # 3. SIGTERM in step 8: the process finishes the step, saves it and exits 0.
-    proc = _start(_command(tmp_path, workdir, record, "--hold_in_step", "8",
-                           "--release_file", str(release)))
-    try:
-        _wait_for(proc, "HOLDING IN STEP 8")
-        proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        release.touch()
-        output = proc.communicate(timeout=300)[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, output[-3000:]
+    output = _signal_in_step(_command(tmp_path, workdir, record), 8, signal.SIGTERM, release)
     assert "SIGTERM: saving a checkpoint" in output, output[-3000:]
     assert _committed(workdir) == ["5", "8"]
-    release.unlink()
 
-    # 4. SIGKILL during the asynchronous save of step 10, just before its atomic commit.
+    # 4. Ctrl-C (SIGINT) in step 9: the same clean stop, said so, no traceback.
+    output = _signal_in_step(_command(tmp_path, workdir, record), 9, signal.SIGINT, release)
+    assert "Ctrl-C: saving a checkpoint after the current step" in output, output[-3000:]
+    assert "Stopped after step 9 of 10 (Ctrl-C)" in output, output[-3000:]
+    assert "Traceback" not in output and _committed(workdir) == ["5", "8", "9"]
+
+    # 5. SIGKILL during the asynchronous save of step 10, just before its atomic commit.
     _kill_at(_command(tmp_path, workdir, record, "--hold_commit_of", "10"), "HOLDING COMMIT 10")
     checkpoints = os.listdir(workdir / "checkpoints")
-    assert _committed(workdir) == ["5", "8"]
+    assert _committed(workdir) == ["5", "8", "9"]
     assert any(name.startswith("10.") for name in checkpoints)  # The uncommitted temp dir.
 
-    # 5. The restart warns about the interrupted save and finishes from step 8.
+    # 6. The restart warns about the interrupted save and finishes from step 9.
     out = _run(_command(tmp_path, workdir, record))
     assert "the save of step 10 was interrupted before its commit" in out.stderr + out.stdout
-    expected = (ref_batches[:5] + ref_batches[5:7] + ref_batches[5:8] + ref_batches[8:]
-                + ref_batches[8:])
+    expected = (ref_batches[:5] + ref_batches[5:7] + ref_batches[5:8] + ref_batches[8:9]
+                + ref_batches[9:] + ref_batches[9:])
     assert _lines(record) == expected
-    assert _committed(workdir) == ["5", "8", "10"]
+    assert _committed(workdir) == ["8", "9", "10"]
     _assert_identical(_params(workdir, 10), _params(ref_workdir, 10))

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Sequence
+
+# Harmless library warnings a person cannot act on: orbax opening a run's checkpoints
+# read-only (tools.eval), and orbax noting that a checkpoint written by an older path has no
+# per-item metadata file (conversions).
+_NOISE = ("CheckpointManagerOptions.read_only=True", "Given directory is read only",
+          "Metadata file does not exist")
 
 
 def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -19,6 +26,35 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
         else:
             rest.append(arg)
     return rest, overrides
+
+
+class _PlainFormatter(logging.Formatter):
+    """Formats a log record as 'Warning: message' (no timestamp, thread or file)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.capitalize()}: {record.getMessage()}"
+
+
+def _not_noise(record: logging.LogRecord) -> bool:
+    return not any(text in str(record.msg) for text in _NOISE)
+
+
+def quiet_logs(verbose: bool = False) -> None:
+    """Hides the libraries' INFO logs (absl, orbax, jax) and their known harmless warnings,
+    and prints the warnings that remain as one plain 'Warning: ...' line; with `verbose`
+    (absl's --verbosity given), logs are left as absl's flag sets them."""
+    from absl import logging as absl_logging
+
+    logging.getLogger("absl").addFilter(_not_noise)
+    if verbose:
+        return
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING)
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    for handler in root.handlers:
+        handler.setFormatter(_PlainFormatter())
 
 
 def use_cpu_devices(count: int) -> None:
