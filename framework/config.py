@@ -1,4 +1,12 @@
-"""Load a config file (`path.py[:arg]`), apply command-line overrides and validate it."""
+"""Load a config file (`path.py[:arg]`), apply command-line overrides and validate it.
+
+Overrides set existing keys, keeping their types. The groups `data.train`, `data.eval` and
+`evaluators.<name>` also take any argument their registered dataset / evaluator accepts
+(typed by its default), so `--config.data.train.name=array_record
+--config.data.train.path=DIR` points a config at a prepared dataset; switching a dataset's
+`name` drops the keys only the previous dataset took, and `--config.evaluators.<name>=none`
+removes an evaluator. `name` overrides are applied before the others.
+"""
 
 from __future__ import annotations
 
@@ -63,13 +71,22 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
                           "expected an ml_collections.ConfigDict.")
     if "project" in config and not config.project:
         config.project = project_from_path(path)
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        if not sep:
-            raise ConfigError(f"override {override!r}: expected --config.KEY=VALUE.")
-        set_by_path(config, key.removeprefix("--").removeprefix("config."), value)
+    apply_overrides(config, overrides)
     validate(config)
     return config
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> None:
+    """Applies `overrides` ("a.b=value") to `config` in place, `*.name` ones first (so that
+    the keys of a newly named dataset are known)."""
+    def key_of(override: str) -> str:
+        return override.partition("=")[0].removeprefix("--").removeprefix("config.")
+
+    for override in sorted(overrides, key=lambda o: not key_of(o).endswith(".name")):
+        _, sep, value = override.partition("=")
+        if not sep:
+            raise ConfigError(f"override {override!r}: expected --config.KEY=VALUE.")
+        set_by_path(config, key_of(override), value)
 
 
 def project_from_path(path: str) -> str:
@@ -130,24 +147,93 @@ def set_by_path(config: ml_collections.ConfigDict, dotted: str, text: str) -> No
         if not isinstance(node, ml_collections.ConfigDict) or part not in node:
             _unknown_key(node, ".".join(parents[: depth + 1]))
         node = node[part]
-    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+    if not isinstance(node, ml_collections.ConfigDict):
         _unknown_key(node, dotted)
+    if leaf not in node:
+        accepted = _registered_keys(config, parents, node)
+        if leaf not in accepted:
+            _unknown_key(node, dotted, parents, accepted)
+        node[leaf] = accepted[leaf]  # The argument's default types the parse below.
     current = node[leaf]
     if isinstance(current, ml_collections.ConfigDict):
+        if parents == ["evaluators"] and text.lower() == "none":
+            del node[leaf]
+            return
         raise ConfigError(f"config.{dotted} is a group of keys; override one of its keys: "
-                          f"{', '.join(sorted(current.keys()))}.")
+                          f"{', '.join(sorted(current.keys()))}" + (
+                              f" (or remove the evaluator: --config.{dotted}=none)."
+                              if parents == ["evaluators"] else "."))
     try:
         node[leaf] = parse_value(text, current)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"config.{dotted}={text!r}: {e} (the field holds "
                           f"{type(current).__name__} {current!r}).") from e
+    if leaf == "name" and _is_data_group(parents):
+        accepted = _registered_keys(config, parents, node)
+        for key in [k for k in node.keys() if accepted and k not in accepted]:
+            del node[key]  # An argument of the dataset named before.
 
 
-def _unknown_key(node: Any, dotted: str) -> None:
-    known = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+def _is_data_group(parents: Sequence[str]) -> bool:
+    return len(parents) == 2 and parents[0] == "data" and parents[1] in ("train", "eval")
+
+
+def _registered_keys(config: ml_collections.ConfigDict, parents: Sequence[str],
+                     node: ml_collections.ConfigDict) -> dict[str, Any]:
+    """Returns {argument: default (None if it has none)} that the group at `parents` may
+    hold: for data.train / data.eval the arguments of the dataset `node.name` plus name,
+    split and the preprocess keys; for evaluators.<name> those of that evaluator. Returns {}
+    for other groups or an unknown name."""
+    from framework import registry
+    from framework.data.spec import PREPROCESS_KEYS
+
+    if _is_data_group(parents):
+        import framework.data  # noqa: F401  (registers the built-in datasets)
+
+        reg, name, fixed = registry.DATASETS, node.get("name", ""), ("name", "split")
+        extra = {key: "" for key in (*fixed, *PREPROCESS_KEYS)}
+        skip = ("data_dir",)
+    elif len(parents) == 2 and parents[0] == "evaluators":
+        import framework.evaluators  # noqa: F401  (registers the built-in evaluators)
+
+        reg, name, extra, skip = registry.EVALUATORS, parents[1], {}, ("model", "config", "mesh")
+    else:
+        return {}
+    import_project(config)
+    if name not in reg:
+        return {}
+    factory = reg.get(name)
+    names, _ = registry.accepted_kwargs(factory)
+    return {**{n: _default_of(factory, n) for n in sorted(names) if n not in skip}, **extra}
+
+
+def _default_of(factory: Any, name: str) -> Any:
+    """Returns the default of `factory`'s argument `name` (None when it has none)."""
+    import dataclasses
+    import inspect
+
+    fields = getattr(factory, "__dataclass_fields__", None)
+    if fields is not None:
+        field = fields[name]
+        if field.default is not dataclasses.MISSING:
+            return field.default
+        return None
+    default = inspect.signature(factory).parameters[name].default
+    return None if default is inspect.Parameter.empty else default
+
+
+def _unknown_key(node: Any, dotted: str, parents: Sequence[str] = (),
+                 accepted: dict | None = None) -> None:
+    known = sorted(accepted or ()) or (
+        sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else [])
     close = [k for k in known if k.lower() == dotted.split(".")[-1].lower()]
+    hint = ""
+    if _is_data_group(parents):
+        hint = (f" (the keys of dataset {node.get('name')!r}; to train on a folder written "
+                "by tools.prepare_dataset, first set --config." + ".".join(parents)
+                + ".name=array_record, which takes path).")
     raise ConfigError(f"config.{dotted}: unknown key." + (
-        f" Known keys here: {', '.join(known)}." if known else "") + (
+        f" Known keys here: {', '.join(known)}{hint or '.'}" if known else "") + (
         f" Did you mean {close[0]}?" if close else ""))
 
 

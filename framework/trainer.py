@@ -61,6 +61,7 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
     rules = sharding_lib.logical_rules(config.sharding.rules)
     sharding_lib.check_batch_size(config.batch_size, mesh)
     guards.on_nonfinite(config)
+    metrics_lib.check_wandb(config.get("wandb"))
     accum = int(config.optimizer.get("grad_accum_steps", 1) or 1)
     if accum > 1:
         if config.batch_size % accum:
@@ -185,6 +186,7 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn",
     is_main = jax.process_index() == 0
     # The data is checked (paths, splits) before the workdir is created.
     train_iter = iter(pipeline.make_train_loader(config.data, config.batch_size, config.seed))
+    check_num_classes(config)
     first_local = next(train_iter)
     example = sharding_lib.abstract_global_batch(first_local, mesh)
     os.makedirs(run.workdir, exist_ok=True)
@@ -292,6 +294,19 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn",
     console.summary(run.workdir, step, config.total_steps, last,
                     time.perf_counter() - started, saved, reason)
     return Result(state, last, preempted)
+
+
+def check_num_classes(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError when config.model.num_classes is below the train dataset's class
+    count (labels past the head would train nothing), naming the value to set."""
+    num_classes = config.model.get("num_classes")
+    if not isinstance(num_classes, int):
+        return
+    spec = pipeline.build_dataset(config.data, "train")
+    if num_classes < spec.num_classes:
+        raise ConfigError(f"config.model.num_classes={num_classes}, but {spec.name}/"
+                          f"{spec.split} has {spec.num_classes} classes; set "
+                          f"--config.model.num_classes={spec.num_classes}.")
 
 
 def _say_nothing_to_do(workdir: str, step: int, end: int, total_steps: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -64,13 +65,24 @@ def use_cpu_devices(count: int) -> None:
     apply(count)
 
 
-def exit_on_config_error(main: Callable[[list[str] | None], int]) -> None:
-    """Runs `main(sys.argv[1:])`; a ConfigError, a missing input or an existing output prints
-    one line and exits 2."""
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the tools' one-line usage errors: 'Error: ... (--help lists the
+    options)' and exit status 2."""
+
+    def error(self, message: str):
+        """Prints `message` as one 'Error:' line and exits 2."""
+        print(f"Error: {message} ({self.prog} --help lists the options).", file=sys.stderr)
+        sys.exit(2)
+
+
+def exit_on_config_error(main: Callable[[list[str] | None], int],
+                         argv: Sequence[str] | None = None) -> None:
+    """Runs `main(argv)` (default: sys.argv[1:]) and exits with its status; a ConfigError, a
+    missing input or an existing output prints one 'Error:' line and exits 2."""
     from framework.registry import ConfigError
 
     try:
-        code = main(sys.argv[1:])
+        code = main(list(sys.argv[1:] if argv is None else argv))
     except (ConfigError, FileNotFoundError, FileExistsError) as e:
         print(f"Error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -13,13 +13,14 @@ status is the first non-zero status of a process (124 on timeout), else 0.
 
 from __future__ import annotations
 
-import argparse
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+
+from tools import cli
 
 
 def free_port() -> int:
@@ -99,11 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     """Parses `--num_processes N [--timeout S] -- COMMAND...` and runs the job."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
-        print("usage: python -m tools.launch_local --num_processes N [--timeout S] -- COMMAND",
-              file=sys.stderr)
+        print("Error: no command; usage: python -m tools.launch_local --num_processes N "
+              "[--timeout S] -- COMMAND", file=sys.stderr)
         return 2
     split = argv.index("--")
-    parser = argparse.ArgumentParser(prog="tools.launch_local")
+    parser = cli.ArgumentParser(prog="python -m tools.launch_local")
     parser.add_argument("--num_processes", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="Seconds before every process is stopped (exit status 124).")
