@@ -2,6 +2,7 @@
 during an async save; SIGTERM and Ctrl-C (save and exit 0)."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,17 +53,49 @@ def _lines(path):
 def reference(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("reference")
     workdir, record = tmp_path / "run", tmp_path / "batches.txt"
-    _run(_command(tmp_path, workdir, record))
-    return tmp_path, workdir, _lines(record)
+    out = _run(_command(tmp_path, workdir, record))
+    return tmp_path, workdir, _lines(record), out
+
+
+# What tools.train prints at the default verbosity, line by line (stdout and stderr).
+EXPECTED_OUTPUT = [r"Config   configs/synthetic_shapes_vit\.py:test with 4 overrides",
+                   r"Model    vit_classification: 21,164 parameters \(table: .*/params\.txt\)",
+                   r"Train    10 steps at batch 16",
+                   r"Devices  8 x cpu in 1 process; mesh data=1 fsdp=8 tensor=1, rules fsdp",
+                   r"Data     synthetic_shapes under .*/data",
+                   r"Workdir  .*/run \(fresh start\)", r"Compiling the train step \.\.\.",
+                   r"Compiled in [\d.]+ s \(.* FLOPs per step\); training\."]
+EXPECTED_OUTPUT += [rf"step {s}/10 \(.*\) \| .* \| loss [\d.]+ \| lr .*" for s in range(1, 6)]
+EXPECTED_OUTPUT += [r"Saving checkpoint .*/run/checkpoints/5"]
+EXPECTED_OUTPUT += [rf"step {s}/10 \(.*\) \| .* \| loss [\d.]+ \| lr .*" for s in range(6, 11)]
+EXPECTED_OUTPUT += [r"step 10: eval/classification/loss=.*", r"Saving checkpoint .*/10",
+                    r"Finished 10 steps\. Wall time \d+:\d\d\.",
+                    r"Final    train/loss=[\d.]+, eval/classification/loss=.*top1=.*",
+                    r"Saved    .*/run/checkpoints/10", r"Curves   .*/run/metrics\.jsonl, .*"
+                    r"/run/tensorboard \(plot: python -m tools\.plot .*/run\)"]
+
+
+def test_default_output_is_a_banner_progress_saves_and_a_summary(reference):
+    """No library logs; every line is one a person needs (the demo's 600 steps with a line
+    every 50 and 3 evals and saves make 30 such lines)."""
+    out = reference[3]
+    assert out.stderr == "", out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert len(lines) == len(EXPECTED_OUTPUT), out.stdout
+    for line, pattern in zip(lines, EXPECTED_OUTPUT):
+        assert re.fullmatch(pattern, line), (pattern, line)
+    assert (reference[1] / "params.txt").read_text().count("Transformer/encoderblock_") == 32
 
 
 def test_stop_and_resume_is_bit_identical(reference):
-    tmp_path, ref_workdir, ref_batches = reference
+    tmp_path, ref_workdir, ref_batches, _ = reference
     workdir, record = tmp_path / "sliced", tmp_path / "sliced.txt"
     out = _run(_command(tmp_path, workdir, record, "--stop_at_step=6"))
     assert "Stopped after step 6 of 10 (--stop_at_step); run the same command again" in out.stdout
     assert _lines(record) == ref_batches[:6]
-    _run(_command(tmp_path, workdir, record))
+    out = _run(_command(tmp_path, workdir, record, "--verbosity=0"))  # Library logs are back.
+    assert "Workdir  " in out.stdout and "(resumed from step 6)" in out.stdout
+    assert "checkpoint_manager.py" in out.stderr and "Parameter groups:" in out.stderr
     assert _lines(record) == ref_batches
     _assert_identical(_params(workdir, 10), _params(ref_workdir, 10))
     # A finished run started again says so and trains nothing.
@@ -126,7 +159,7 @@ def test_sigkill_at_three_moments_and_sigterm_resume_bit_identical(reference):
     """One workdir goes through every fault in turn; each restart resumes from the last
     committed checkpoint with the batches an uninterrupted run sees, and the run ends with
     params and optimizer state bit-identical to the reference run."""
-    tmp_path, ref_workdir, ref_batches = reference
+    tmp_path, ref_workdir, ref_batches, _ = reference
     workdir, record = tmp_path / "faults", tmp_path / "faults.txt"
     release = tmp_path / "release"
 
