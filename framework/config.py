@@ -150,10 +150,10 @@ def set_by_path(config: ml_collections.ConfigDict, dotted: str, text: str) -> No
     if not isinstance(node, ml_collections.ConfigDict):
         _unknown_key(node, dotted)
     if leaf not in node:
-        accepted = _registered_keys(config, parents, node)
-        if leaf not in accepted:
+        accepted, any_key = _registered_keys(config, parents, node)
+        if leaf not in accepted and not any_key:
             _unknown_key(node, dotted, parents, accepted)
-        node[leaf] = accepted[leaf]  # The argument's default types the parse below.
+        node[leaf] = accepted.get(leaf)  # The argument's default types the parse below.
     current = node[leaf]
     if isinstance(current, ml_collections.ConfigDict):
         if parents == ["evaluators"] and text.lower() == "none":
@@ -169,8 +169,8 @@ def set_by_path(config: ml_collections.ConfigDict, dotted: str, text: str) -> No
         raise ConfigError(f"config.{dotted}={text!r}: {e} (the field holds "
                           f"{type(current).__name__} {current!r}).") from e
     if leaf == "name" and _is_data_group(parents):
-        accepted = _registered_keys(config, parents, node)
-        for key in [k for k in node.keys() if accepted and k not in accepted]:
+        accepted, any_key = _registered_keys(config, parents, node)
+        for key in [k for k in node.keys() if accepted and not any_key and k not in accepted]:
             del node[key]  # An argument of the dataset named before.
 
 
@@ -179,11 +179,12 @@ def _is_data_group(parents: Sequence[str]) -> bool:
 
 
 def _registered_keys(config: ml_collections.ConfigDict, parents: Sequence[str],
-                     node: ml_collections.ConfigDict) -> dict[str, Any]:
-    """Returns {argument: default (None if it has none)} that the group at `parents` may
-    hold: for data.train / data.eval the arguments of the dataset `node.name` plus name,
-    split and the preprocess keys; for evaluators.<name> those of that evaluator. Returns {}
-    for other groups or an unknown name."""
+                     node: ml_collections.ConfigDict) -> tuple[dict[str, Any], bool]:
+    """Returns ({argument: default (None if it has none)}, whether any key is accepted) for
+    the group at `parents`: for data.train / data.eval the arguments of the dataset
+    `node.name` plus name, split and the preprocess keys; for evaluators.<name> those of that
+    evaluator (a factory with **kwargs accepts any key). ({}, False) for other groups or an
+    unknown name."""
     from framework import registry
     from framework.data.spec import PREPROCESS_KEYS
 
@@ -198,13 +199,14 @@ def _registered_keys(config: ml_collections.ConfigDict, parents: Sequence[str],
 
         reg, name, extra, skip = registry.EVALUATORS, parents[1], {}, ("model", "config", "mesh")
     else:
-        return {}
+        return {}, False
     import_project(config)
     if name not in reg:
-        return {}
+        return {}, False
     factory = reg.get(name)
-    names, _ = registry.accepted_kwargs(factory)
-    return {**{n: _default_of(factory, n) for n in sorted(names) if n not in skip}, **extra}
+    names, any_key = registry.accepted_kwargs(factory)
+    defaults = {n: _default_of(factory, n) for n in sorted(names) if n not in skip}
+    return {**defaults, **extra}, any_key
 
 
 def _default_of(factory: Any, name: str) -> Any:
