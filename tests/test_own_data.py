@@ -105,3 +105,15 @@ def test_readme_own_data_commands_train_on_prepared_folders(user_folder, monkeyp
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
     assert rows[-1][f"eval/{evaluator}/count"] == count
     assert (workdir / "checkpoints" / "2").is_dir()
+
+
+def test_too_few_classes_for_the_data_is_an_error_naming_the_number():
+    from framework import config as config_lib
+    from framework import trainer
+    from framework.registry import ConfigError
+
+    config = config_lib.load_config("configs/synthetic_shapes_vit.py:test",
+                                    ["model.num_classes=3"])
+    with pytest.raises(ConfigError, match=r"config.model.num_classes=3, but synthetic_shapes/"
+                       r"train has 12 classes; set --config.model.num_classes=12\."):
+        trainer.check_num_classes(config)
