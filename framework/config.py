@@ -1,4 +1,12 @@
-"""Load a config file (`path.py[:arg]`), apply command-line overrides and validate it."""
+"""Load a config file (`path.py[:arg]`), apply command-line overrides and validate it.
+
+Overrides set existing keys, keeping their types. The groups `data.train`, `data.eval` and
+`evaluators.<name>` also take any argument their registered dataset / evaluator accepts
+(typed by its default), so `--config.data.train.name=array_record
+--config.data.train.path=DIR` points a config at a prepared dataset; switching a dataset's
+`name` drops the keys only the previous dataset took, and `--config.evaluators.<name>=none`
+removes an evaluator. `name` overrides are applied before the others.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ import importlib.util
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import ml_collections
@@ -45,11 +53,15 @@ def load_module(path: str):
     return module
 
 
-def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+def load_config(spec: str, overrides: Sequence[str] = (),
+                prepare: Callable[[ml_collections.ConfigDict, str], None] | None = None,
+                ) -> ml_collections.ConfigDict:
     """Loads `spec` ("file.py[:arg]"), applies `overrides` ("a.b=value") and validates.
 
     Returns the validated ConfigDict. Registry names are not resolved here: the entry
-    point imports the package that registers them (tools.cli.load_config).
+    point imports the package that registers them (tools.cli.load_config), through
+    `prepare(config, path)`, called before the overrides so that they may name the keys of
+    that package's datasets and evaluators.
     """
     path, arg = split_spec(spec)
     module = load_module(path)
@@ -62,13 +74,24 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"--config: {path}:get_config returned {type(config).__name__}, "
                           "expected an ml_collections.ConfigDict.")
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        if not sep:
-            raise ConfigError(f"override {override!r}: expected --config.KEY=VALUE.")
-        set_by_path(config, key.removeprefix("--").removeprefix("config."), value)
+    if prepare is not None:
+        prepare(config, path)
+    apply_overrides(config, overrides)
     validate(config)
     return config
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> None:
+    """Applies `overrides` ("a.b=value") to `config` in place, `*.name` ones first (so that
+    the keys of a newly named dataset are known)."""
+    def key_of(override: str) -> str:
+        return override.partition("=")[0].removeprefix("--").removeprefix("config.")
+
+    for override in sorted(overrides, key=lambda o: not key_of(o).endswith(".name")):
+        _, sep, value = override.partition("=")
+        if not sep:
+            raise ConfigError(f"override {override!r}: expected --config.KEY=VALUE.")
+        set_by_path(config, key_of(override), value)
 
 
 def parse_value(text: str, current: Any) -> Any:
@@ -103,24 +126,94 @@ def set_by_path(config: ml_collections.ConfigDict, dotted: str, text: str) -> No
         if not isinstance(node, ml_collections.ConfigDict) or part not in node:
             _unknown_key(node, ".".join(parents[: depth + 1]))
         node = node[part]
-    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+    if not isinstance(node, ml_collections.ConfigDict):
         _unknown_key(node, dotted)
+    if leaf not in node:
+        accepted, any_key = _registered_keys(config, parents, node)
+        if leaf not in accepted and not any_key:
+            _unknown_key(node, dotted, parents, accepted)
+        node[leaf] = accepted.get(leaf)  # The argument's default types the parse below.
     current = node[leaf]
     if isinstance(current, ml_collections.ConfigDict):
+        if parents == ["evaluators"] and text.lower() == "none":
+            del node[leaf]
+            return
         raise ConfigError(f"config.{dotted} is a group of keys; override one of its keys: "
-                          f"{', '.join(sorted(current.keys()))}.")
+                          f"{', '.join(sorted(current.keys()))}" + (
+                              f" (or remove the evaluator: --config.{dotted}=none)."
+                              if parents == ["evaluators"] else "."))
     try:
         node[leaf] = parse_value(text, current)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"config.{dotted}={text!r}: {e} (the field holds "
                           f"{type(current).__name__} {current!r}).") from e
+    if leaf == "name" and _is_data_group(parents):
+        accepted, any_key = _registered_keys(config, parents, node)
+        for key in [k for k in node.keys() if accepted and not any_key and k not in accepted]:
+            del node[key]  # An argument of the dataset named before.
 
 
-def _unknown_key(node: Any, dotted: str) -> None:
-    known = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+def _is_data_group(parents: Sequence[str]) -> bool:
+    return len(parents) == 2 and parents[0] == "data" and parents[1] in ("train", "eval")
+
+
+def _registered_keys(config: ml_collections.ConfigDict, parents: Sequence[str],
+                     node: ml_collections.ConfigDict) -> tuple[dict[str, Any], bool]:
+    """Returns ({argument: default (None if it has none)}, whether any key is accepted) for
+    the group at `parents`: for data.train / data.eval the arguments of the dataset
+    `node.name` plus name, split and the preprocess keys; for evaluators.<name> those of that
+    evaluator (a factory with **kwargs accepts any key). ({}, False) for other groups or an
+    unknown name."""
+    from framework import registry
+    from framework.data.spec import PREPROCESS_KEYS
+
+    if _is_data_group(parents):
+        import framework.data  # noqa: F401  (registers the built-in datasets)
+
+        reg, name, fixed = registry.DATASETS, node.get("name", ""), ("name", "split")
+        extra = {key: "" for key in (*fixed, *PREPROCESS_KEYS)}
+        skip = ("data_dir",)
+    elif len(parents) == 2 and parents[0] == "evaluators":
+        import framework.evaluators  # noqa: F401  (registers the built-in evaluators)
+
+        reg, name, extra, skip = registry.EVALUATORS, parents[1], {}, ("model", "config", "mesh")
+    else:
+        return {}, False
+    if name not in reg:
+        return {}, False
+    factory = reg.get(name)
+    names, any_key = registry.accepted_kwargs(factory)
+    defaults = {n: _default_of(factory, n) for n in sorted(names) if n not in skip}
+    return {**defaults, **extra}, any_key
+
+
+def _default_of(factory: Any, name: str) -> Any:
+    """Returns the default of `factory`'s argument `name` (None when it has none)."""
+    import dataclasses
+    import inspect
+
+    fields = getattr(factory, "__dataclass_fields__", None)
+    if fields is not None:
+        field = fields[name]
+        if field.default is not dataclasses.MISSING:
+            return field.default
+        return None
+    default = inspect.signature(factory).parameters[name].default
+    return None if default is inspect.Parameter.empty else default
+
+
+def _unknown_key(node: Any, dotted: str, parents: Sequence[str] = (),
+                 accepted: dict | None = None) -> None:
+    known = sorted(accepted or ()) or (
+        sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else [])
     close = [k for k in known if k.lower() == dotted.split(".")[-1].lower()]
+    hint = ""
+    if _is_data_group(parents):
+        hint = (f" (the keys of dataset {node.get('name')!r}; to train on a folder written "
+                "by tools.prepare_dataset, first set --config." + ".".join(parents)
+                + ".name=array_record, which takes path).")
     raise ConfigError(f"config.{dotted}: unknown key." + (
-        f" Known keys here: {', '.join(known)}." if known else "") + (
+        f" Known keys here: {', '.join(known)}{hint or '.'}" if known else "") + (
         f" Did you mean {close[0]}?" if close else ""))
 
 

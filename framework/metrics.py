@@ -96,6 +96,24 @@ class MetricWriter:
 WANDB_MODES = ("online", "offline")
 
 
+def check_wandb(options: Mapping | None) -> None:
+    """Checks config.wandb before a run starts: when `enabled`, its `mode` must be one of
+    WANDB_MODES and the wandb package installed. Raises ConfigError naming the fix."""
+    import importlib.util
+
+    from framework.registry import ConfigError
+
+    if not options or not options.get("enabled"):
+        return
+    mode = options.get("mode", "online")
+    if mode not in WANDB_MODES:
+        raise ConfigError(f"config.wandb.mode={mode!r}: must be one of "
+                          f"{', '.join(WANDB_MODES)}.")
+    if importlib.util.find_spec("wandb") is None:
+        raise ConfigError("config.wandb.enabled=True needs the wandb package: "
+                          "pip install -e '.[wandb]' (or set config.wandb.enabled=False).")
+
+
 class WandbWriter:
     """Sends scalars to a Weights & Biases run (needs the optional extra `wandb`).
 
@@ -108,16 +126,10 @@ class WandbWriter:
 
     def __init__(self, workdir: str, options: Mapping):
         """Starts (or resumes) the W&B run of `workdir` with `options`."""
+        check_wandb(options)
+        import wandb
+
         mode = options.get("mode", "online")
-        if mode not in WANDB_MODES:
-            raise ValueError(f"config.wandb.mode={mode!r}: must be one of "
-                             f"{', '.join(WANDB_MODES)}.")
-        try:
-            import wandb
-        except ImportError as e:
-            raise ImportError("config.wandb.enabled=True needs the wandb package: "
-                              "pip install -e '.[wandb]' (or set config.wandb.enabled=False)."
-                              ) from e
         id_path = os.path.join(workdir, "wandb_id.txt")
         if os.path.exists(id_path):
             with open(id_path) as f:

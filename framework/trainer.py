@@ -7,6 +7,7 @@ import difflib
 import json
 import logging
 import os
+import time
 from typing import Any
 
 import jax
@@ -20,8 +21,8 @@ import framework.losses  # noqa: F401  (registers the built-in losses)
 import framework.models  # noqa: F401  (registers the built-in models)
 from framework import checkpoint as checkpoint_lib
 from framework import config as config_lib
+from framework import console, guards, optim, preemption, registry, state_spec
 from framework import flops as flops_lib
-from framework import guards, optim, preemption, registry, state_spec
 from framework import metrics as metrics_lib
 from framework import sharding as sharding_lib
 from framework import step_flops as step_flops_lib
@@ -59,6 +60,7 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
     rules = sharding_lib.logical_rules(config.sharding.rules)
     sharding_lib.check_batch_size(config.batch_size, mesh)
     guards.on_nonfinite(config)
+    metrics_lib.check_wandb(config.get("wandb"))
     accum = int(config.optimizer.get("grad_accum_steps", 1) or 1)
     if accum > 1:
         if config.batch_size % accum:
@@ -182,32 +184,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     workdir holds a different config.json (see `check_config_change`). Raises
     guards.NonFiniteError when a loss or gradient is NaN/Inf and config.on_nonfinite="stop".
     """
+    started = time.perf_counter()
     run = build(config, workdir)
     if on_config_change != "warn":  # Refuse before anything starts; warnings come later.
         check_config_change(config, workdir, on_config_change)
-    os.makedirs(workdir, exist_ok=True)
     with state_spec.mesh_context(run):
-        return _train(run, stop_at_step or config.total_steps, on_config_change)
+        return _train(run, stop_at_step or config.total_steps, on_config_change, started)
 
 
-def _train(run: Run, stop_at_step: int, on_config_change: str = "warn") -> Result:
+PARAMS_FILE = "params.txt"  # The parameter table, in the workdir.
+
+
+def _train(run: Run, stop_at_step: int, on_config_change: str = "warn",
+           started: float = 0.0) -> Result:
     config, mesh = run.config, run.mesh
     is_main = jax.process_index() == 0
+    # The data is checked (paths, splits) before the workdir is created.
+    train_iter = iter(pipeline.make_train_loader(config.data, config.batch_size, config.seed))
+    check_num_classes(config)
+    first_local = next(train_iter)
+    example = sharding_lib.abstract_global_batch(first_local, mesh)
+    os.makedirs(run.workdir, exist_ok=True)
     checkpointer = checkpoint_lib.Checkpointer(
         run.workdir, config.checkpoint.max_to_keep, config.checkpoint.async_save)
 
-    train_iter = iter(pipeline.make_train_loader(config.data, config.batch_size, config.seed))
-    first_local = next(train_iter)
-    example = sharding_lib.abstract_global_batch(first_local, mesh)
-
     params, tx, schedule, abstract_state, state_shardings = state_spec.abstract_training(
         run.model, example, config, mesh, run.rules)
-    if is_main:
-        log.info("Parameter groups:\n%s", optim.describe_param_groups(params, config.optimizer))
+    table = optim.describe_param_groups(params, config.optimizer)
+    log.info("Parameter groups:\n%s", table)
 
     restored = checkpointer.restore_latest(abstract_state, train_iter)
+    end = min(stop_at_step, config.total_steps)
+    if restored is not None and restored[0] >= end:
+        checkpointer.close()
+        _say_nothing_to_do(run.workdir, restored[0], end, config.total_steps)
+        return Result(restored[1], {})
     if restored is not None:
-        log.info("Resumed from %s/%d", checkpointer.directory, restored[0])
         state = restored[1]
         pending = None
     else:
@@ -219,17 +231,22 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn") -> Resul
         pending = first_local
     # Only now, with the checkpoint (if any) known to fit, does this run claim the workdir.
     record_config(config, run.workdir, on_config_change)
+    params_file = os.path.join(run.workdir, PARAMS_FILE)
+    if is_main:
+        with open(params_file, "w") as f:
+            f.write(table + "\n")
     writer = metrics_lib.MetricWriter(run.workdir, enabled=is_main, wandb=config.get("wandb"))
-
-    compiled = state_spec.compile_train_step(run, tx, schedule, abstract_state, state_shardings,
-                                             example)
 
     start = int(jax.device_get(state.step))
     n_params = flops_lib.count_params(abstract_state.params)
+    console.banner(config, mesh, run.workdir, n_params, params_file, start, end)
+    console.say("Compiling the train step ...")
+    compile_start = time.perf_counter()
+    compiled = state_spec.compile_train_step(run, tx, schedule, abstract_state, state_shardings,
+                                             example)
     step_flops = step_flops_lib.train_step_flops(run, example, compiled)
-    log.info("Model: %s parameters; %.3g FLOPs per train step over all devices (XLA, a "
-             "multiply-add = 2).",
-             f"{n_params:,}", step_flops or float("nan"))
+    console.say(f"Compiled in {time.perf_counter() - compile_start:.1f} s "
+                f"({step_flops or float('nan'):.3g} FLOPs per step); training.")
     writer.write(start, {"params": n_params, "train/flops_per_step": step_flops or 0.0})
 
     meta = checkpoint_lib.run_metadata(config.to_dict())
@@ -238,8 +255,8 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn") -> Resul
     count_skipped = config.data.get("on_corrupt", "error") == "skip"
     window: list[dict] = []
     last: dict[str, float] = {}
-    end = min(stop_at_step, config.total_steps)
     preempted = False
+    step, saved = start, None
     unchecked = None  # (step, metrics) whose finiteness is checked once the next step runs.
 
     def checkpoint_note() -> str:
@@ -278,16 +295,43 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn") -> Resul
                     last.update(_evaluate(run, state.params, step, writer))
                 if save:
                     checkpointer.save(step, state, train_iter, meta)
+                    saved = os.path.join(checkpointer.directory, str(step))
+                    console.say(f"Saving checkpoint {saved}")
                 if preempted:
-                    log.warning("Stopping after step %d (preemption); the checkpoint of this "
-                                "step resumes the run.", step)
                     break
             if stop_on_nonfinite and unchecked is not None:
                 guards.raise_if_nonfinite(*unchecked, checkpoint_note)
     finally:
         checkpointer.close()  # Saves in flight (of good states) are committed first.
         writer.close()
+    reason = watch.reason if preempted else ("--stop_at_step" if end < config.total_steps
+                                             else "")
+    console.summary(run.workdir, step, config.total_steps, last,
+                    time.perf_counter() - started, saved, reason)
     return Result(state, last, preempted)
+
+
+def check_num_classes(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError when config.model.num_classes is below the train dataset's class
+    count (labels past the head would train nothing), naming the value to set."""
+    num_classes = config.model.get("num_classes")
+    if not isinstance(num_classes, int):
+        return
+    spec = pipeline.build_dataset(config.data, "train")
+    if num_classes < spec.num_classes:
+        raise ConfigError(f"config.model.num_classes={num_classes}, but {spec.name}/"
+                          f"{spec.split} has {spec.num_classes} classes; set "
+                          f"--config.model.num_classes={spec.num_classes}.")
+
+
+def _say_nothing_to_do(workdir: str, step: int, end: int, total_steps: int) -> None:
+    if step >= total_steps:
+        console.say(f"{workdir} already finished all {total_steps} steps (checkpoint {step}); "
+                    f"nothing to train. Evaluate it: python -m tools.eval --workdir {workdir}; "
+                    "train on: a new --workdir, or raise --config.total_steps.")
+    else:
+        console.say(f"{workdir} is already at step {step}, at or past --stop_at_step={end}; "
+                    "nothing to train. Raise --stop_at_step (or drop it) to continue.")
 
 
 def _checkpoint_note(checkpointer: checkpoint_lib.Checkpointer) -> str:

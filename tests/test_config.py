@@ -6,6 +6,7 @@ import pytest
 
 from framework import config as config_lib
 from framework.registry import ConfigError
+from tools import cli
 
 DEMO = "configs/synthetic_shapes_vit.py"
 
@@ -84,3 +85,37 @@ def test_negative_and_missing(tmp_path):
     """)
     with pytest.raises(ConfigError, match=r"config.model.name: required"):
         config_lib.load_config(path)
+
+
+def test_project_from_path():
+    assert cli.project_from_path("projects/vivit/configs/k400.py") == "vivit"
+    assert cli.project_from_path("configs/synthetic_shapes_vit.py") == ""
+
+
+def test_a_split_switched_to_a_prepared_dataset_takes_its_keys():
+    with pytest.raises(ConfigError, match=r"config.data.train.path: unknown key\. Known keys "
+                       r"here: .*num_train.* \(the keys of dataset 'synthetic_shapes'; to train "
+                       r"on a folder written by tools.prepare_dataset, first set "
+                       r"--config.data.train.name=array_record, which takes path\)"):
+        config_lib.load_config(DEMO, ["data.train.path=/data/pets"])
+    # The name is applied first, whatever the order; the synthetic set's keys are dropped.
+    c = config_lib.load_config(DEMO + ":test", [
+        "data.train.path=/data/pets", "data.train.preprocess=x", "data.train.name=array_record"])
+    assert c.data.train.to_dict() == {"name": "array_record", "split": "train",
+                                      "path": "/data/pets", "preprocess": "x"}
+    assert c.data.eval.num_train == 512  # Untouched.
+    # A new key takes the type of the argument's default (path: str).
+    assert config_lib.load_config(DEMO, ["data.train.name=array_record",
+                                         "data.train.path=123"]).data.train.path == "123"
+
+
+def test_evaluator_keys_can_be_added_and_an_evaluator_removed():
+    c = config_lib.load_config(DEMO, ["evaluators.classification.topk=(1, 3)"])
+    assert c.evaluators.classification.topk == (1, 3)
+    with pytest.raises(ConfigError, match=r"config.evaluators.classification.top_k: unknown key"):
+        config_lib.load_config(DEMO, ["evaluators.classification.top_k=(1, 3)"])
+    with pytest.raises(ConfigError, match=r"or remove the evaluator: "
+                       r"--config.evaluators.classification=none"):
+        config_lib.load_config(DEMO, ["evaluators.classification=x"])
+    assert "classification" not in config_lib.load_config(
+        DEMO, ["evaluators.classification=none"]).evaluators

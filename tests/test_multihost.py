@@ -1,5 +1,6 @@
 """Two processes x 4 virtual CPU devices on 127.0.0.1 train exactly like one process x 8."""
 
+import io
 import json
 import os
 import re
@@ -73,6 +74,17 @@ def test_train_rejects_incomplete_multiprocess_flags(tmp_path, flags, message):
     out = subprocess.run(
         [sys.executable, "-m", "tools.train", "--config", DEMO, "--workdir",
          str(tmp_path / "w"), *flags], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and "Config error" in out.stderr
+    assert out.returncode == 2 and "Error:" in out.stderr
     assert re.search(message, out.stderr), out.stderr[-2000:]
     assert not (tmp_path / "w").exists()
+
+
+def test_launcher_drops_gloo_connection_chatter_only():
+    lines = ["[Gloo] Rank 0 is connected to 7 peer ranks. Expected number of connected peer "
+             "ranks is : 7\n",
+             "[Gloo] Rank 1 is connected to 6 peer ranks. Expected number of connected peer "
+             "ranks is : 7\n",
+             "step 5/10\n"]
+    out = io.StringIO()
+    launch_local._relay(1, iter(lines), out)
+    assert out.getvalue() == "[1] " + lines[1] + "[1] step 5/10\n"

@@ -215,16 +215,45 @@ def test_image_text_from_csv_jsonl_and_tar_with_sentencepiece(tmp_path):
     assert batch["text"].dtype == np.int32 and (batch["text"] > 0).any()
 
 
+def test_sentencepiece_larger_than_the_captions_allow_is_refused(tmp_path, capsys):
+    pairs = tmp_path / "pairs.jsonl"
+    with open(pairs, "w") as f:
+        for i in range(4):
+            (tmp_path / f"{i}.jpg").write_bytes(media.jpeg_bytes(media.frame_pixels(i, 8, 8)))
+            f.write(json.dumps({"image": f"{i}.jpg", "caption": f"a red square {i}"}) + "\n")
+    out = tmp_path / "out"
+    assert prepare("image_text", "--input", pairs, "--split", "train", "--output", out,
+                   "--workers", 1, "--train_sentencepiece", 32000) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    pieces = int(error.split("allow only ")[1].split()[0])
+    assert error.startswith("Error: --train_sentencepiece 32000: the 4 captions allow only")
+    assert f"run again with --train_sentencepiece {pieces} or fewer" in error
+    assert not any("sentencepiece" in name for name in os.listdir(out))
+    assert prepare("image_text", "--input", pairs, "--split", "train", "--output", out,
+                   "--workers", 1, "--train_sentencepiece", pieces) == 0
+    assert sorted(n for n in os.listdir(out) if "sentencepiece" in n) == [
+        f"sentencepiece_{pieces}.model", f"sentencepiece_{pieces}.vocab"]
+
+
 def test_existing_output_is_never_replaced_silently(image_dir, tmp_path, capsys):
     root, _ = image_dir
     args = ["images", "--input", root, "--split", "train", "--output", tmp_path, "--workers", 1]
     assert prepare(*args) == 0
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
-    assert prepare(*args, "--short_side", 16) == 1
+    assert prepare(*args, "--short_side", 16) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
     assert prepare(*args, "--short_side", 16, "--overwrite") == 0
     assert decode_rgb(stored_examples(tmp_path)[0]["image"]).shape == (16, 21, 3)
+
+
+def test_short_side_never_upscales_unless_asked(image_dir, tmp_path):
+    root, _ = image_dir
+    for flags, shape in (((), (48, 64, 3)), (("--upscale",), (96, 128, 3))):
+        out = tmp_path / "-".join(("out",) + flags)
+        assert prepare("images", "--input", root, "--split", "train", "--output", out,
+                       "--workers", 1, "--short_side", 96, *flags) == 0
+        assert {decode_rgb(e["image"]).shape for e in stored_examples(out)} == {shape}
 
 
 def test_interrupted_run_says_where_it_stopped_and_resumes(image_dir, tmp_path, monkeypatch,

@@ -1,7 +1,8 @@
 """Exact resume across processes: stop-and-continue; SIGKILL right after a save, mid-step and
-during an async save; SIGTERM (save and exit 0)."""
+during an async save; SIGTERM and Ctrl-C (save and exit 0)."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,18 +53,56 @@ def _lines(path):
 def reference(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("reference")
     workdir, record = tmp_path / "run", tmp_path / "batches.txt"
-    _run(_command(tmp_path, workdir, record))
-    return tmp_path, workdir, _lines(record)
+    out = _run(_command(tmp_path, workdir, record))
+    return tmp_path, workdir, _lines(record), out
+
+
+# What tools.train prints at the default verbosity, line by line (stdout and stderr).
+EXPECTED_OUTPUT = [r"Config   configs/synthetic_shapes_vit\.py:test with 4 overrides",
+                   r"Model    vit_classification: 21,164 parameters \(table: .*/params\.txt\)",
+                   r"Train    10 steps at batch 16",
+                   r"Devices  8 x cpu in 1 process; mesh data=1 fsdp=8 tensor=1, rules fsdp",
+                   r"Data     synthetic_shapes under .*/data",
+                   r"Workdir  .*/run \(fresh start\)", r"Compiling the train step \.\.\.",
+                   r"Compiled in [\d.]+ s \(.* FLOPs per step\); training\."]
+EXPECTED_OUTPUT += [rf"step {s}/10 \(.*\) \| .* \| loss [\d.]+ \| lr .*" for s in range(1, 6)]
+EXPECTED_OUTPUT += [r"Saving checkpoint .*/run/checkpoints/5"]
+EXPECTED_OUTPUT += [rf"step {s}/10 \(.*\) \| .* \| loss [\d.]+ \| lr .*" for s in range(6, 11)]
+EXPECTED_OUTPUT += [r"step 10: eval/classification/loss=.*", r"Saving checkpoint .*/10",
+                    r"Finished 10 steps\. Wall time \d+:\d\d\.",
+                    r"Final    train/loss=[\d.]+, eval/classification/loss=.*top1=.*",
+                    r"Saved    .*/run/checkpoints/10", r"Curves   .*/run/metrics\.jsonl, .*"
+                    r"/run/tensorboard \(plot: python -m tools\.plot .*/run\)"]
+
+
+def test_default_output_is_a_banner_progress_saves_and_a_summary(reference):
+    """No library logs; every line is one a person needs (the demo's 600 steps with a line
+    every 50 and 3 evals and saves make 30 such lines)."""
+    out = reference[3]
+    assert out.stderr == "", out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert len(lines) == len(EXPECTED_OUTPUT), out.stdout
+    for line, pattern in zip(lines, EXPECTED_OUTPUT):
+        assert re.fullmatch(pattern, line), (pattern, line)
+    assert (reference[1] / "params.txt").read_text().count("Transformer/encoderblock_") == 32
 
 
 def test_stop_and_resume_is_bit_identical(reference):
-    tmp_path, ref_workdir, ref_batches = reference
+    tmp_path, ref_workdir, ref_batches, _ = reference
     workdir, record = tmp_path / "sliced", tmp_path / "sliced.txt"
-    _run(_command(tmp_path, workdir, record, "--stop_at_step=6"))
+    out = _run(_command(tmp_path, workdir, record, "--stop_at_step=6"))
+    assert "Stopped after step 6 of 10 (--stop_at_step); run the same command again" in out.stdout
     assert _lines(record) == ref_batches[:6]
-    _run(_command(tmp_path, workdir, record))
+    out = _run(_command(tmp_path, workdir, record, "--verbosity=0"))  # Library logs are back.
+    assert "Workdir  " in out.stdout and "(resumed from step 6)" in out.stdout
+    assert "checkpoint_manager.py" in out.stderr and "Parameter groups:" in out.stderr
     assert _lines(record) == ref_batches
     _assert_identical(_params(workdir, 10), _params(ref_workdir, 10))
+    # A finished run started again says so and trains nothing.
+    out = _run(_command(tmp_path, workdir, record))
+    assert f"{workdir} already finished all 10 steps (checkpoint 10); nothing to train" \
+        in out.stdout, out.stdout
+    assert _lines(record) == ref_batches
 
 
 def _start(cmd):
@@ -98,11 +137,29 @@ def _committed(workdir):
                   key=int)
 
 
+def _signal_in_step(cmd, step, signum, release):
+    """Runs `cmd` held in `step`, sends `signum`, releases the hold; returns its output."""
+    proc = _start(cmd + ["--hold_in_step", str(step), "--release_file", str(release)])
+    try:
+        _wait_for(proc, f"HOLDING IN STEP {step}")
+        proc.send_signal(signum)
+        time.sleep(0.5)
+        release.touch()
+        output = proc.communicate(timeout=300)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    release.unlink()
+    assert proc.returncode == 0, output[-3000:]
+    return output
+
+
 def test_sigkill_at_three_moments_and_sigterm_resume_bit_identical(reference):
     """One workdir goes through every fault in turn; each restart resumes from the last
     committed checkpoint with the batches an uninterrupted run sees, and the run ends with
     params and optimizer state bit-identical to the reference run."""
-    tmp_path, ref_workdir, ref_batches = reference
+    tmp_path, ref_workdir, ref_batches, _ = reference
     workdir, record = tmp_path / "faults", tmp_path / "faults.txt"
     release = tmp_path / "release"
 
@@ -117,34 +174,27 @@ def test_sigkill_at_three_moments_and_sigterm_resume_bit_identical(reference):
     assert _lines(record) == ref_batches[:5] + ref_batches[5:7]
 
     # 3. SIGTERM in step 8: the process finishes the step, saves it and exits 0.
-    proc = _start(_command(tmp_path, workdir, record, "--hold_in_step", "8",
-                           "--release_file", str(release)))
-    try:
-        _wait_for(proc, "HOLDING IN STEP 8")
-        proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        release.touch()
-        output = proc.communicate(timeout=300)[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, output[-3000:]
+    output = _signal_in_step(_command(tmp_path, workdir, record), 8, signal.SIGTERM, release)
     assert "SIGTERM: saving a checkpoint" in output, output[-3000:]
     assert _committed(workdir) == ["5", "8"]
-    release.unlink()
 
-    # 4. SIGKILL during the asynchronous save of step 10, just before its atomic commit.
+    # 4. Ctrl-C (SIGINT) in step 9: the same clean stop, said so, no traceback.
+    output = _signal_in_step(_command(tmp_path, workdir, record), 9, signal.SIGINT, release)
+    assert "Ctrl-C: saving a checkpoint after the current step" in output, output[-3000:]
+    assert "Stopped after step 9 of 10 (Ctrl-C)" in output, output[-3000:]
+    assert "Traceback" not in output and _committed(workdir) == ["5", "8", "9"]
+
+    # 5. SIGKILL during the asynchronous save of step 10, just before its atomic commit.
     _kill_at(_command(tmp_path, workdir, record, "--hold_commit_of", "10"), "HOLDING COMMIT 10")
     checkpoints = os.listdir(workdir / "checkpoints")
-    assert _committed(workdir) == ["5", "8"]
+    assert _committed(workdir) == ["5", "8", "9"]
     assert any(name.startswith("10.") for name in checkpoints)  # The uncommitted temp dir.
 
-    # 5. The restart warns about the interrupted save and finishes from step 8.
+    # 6. The restart warns about the interrupted save and finishes from step 9.
     out = _run(_command(tmp_path, workdir, record))
     assert "the save of step 10 was interrupted before its commit" in out.stderr + out.stdout
-    expected = (ref_batches[:5] + ref_batches[5:7] + ref_batches[5:8] + ref_batches[8:]
-                + ref_batches[8:])
+    expected = (ref_batches[:5] + ref_batches[5:7] + ref_batches[5:8] + ref_batches[8:9]
+                + ref_batches[9:] + ref_batches[9:])
     assert _lines(record) == expected
-    assert _committed(workdir) == ["5", "8", "10"]
+    assert _committed(workdir) == ["8", "9", "10"]
     _assert_identical(_params(workdir, 10), _params(ref_workdir, 10))

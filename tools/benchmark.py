@@ -35,8 +35,8 @@ from tools import cli
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Parses the command line; returns (flags, config overrides "KEY=VALUE")."""
     rest, overrides = cli.split_overrides(argv)
-    parser = argparse.ArgumentParser(prog="python -m tools.benchmark", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog="python -m tools.benchmark", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="path/to/config.py[:arg]")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (median taken)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compile")

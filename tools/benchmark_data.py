@@ -81,11 +81,12 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Entry point: sets aside --config.KEY=VALUE overrides, then runs absl."""
-    from tools.cli import split_overrides
+    from tools import cli
 
-    rest, overrides = split_overrides(sys.argv[1:])
+    rest, overrides = cli.split_overrides(sys.argv[1:])
     OVERRIDES.extend(overrides)
-    app.run(main, argv=[sys.argv[0]] + rest)
+    app.run(lambda argv: cli.exit_on_config_error(main, argv),
+            argv=[sys.argv[0]] + rest)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,19 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
+
+# Harmless library warnings a person cannot act on: orbax opening a run's checkpoints
+# read-only (tools.eval), and orbax noting that a checkpoint written by an older path has no
+# per-item metadata file (conversions).
+_NOISE = ("CheckpointManagerOptions.read_only=True", "Given directory is read only",
+          "Metadata file does not exist")
 
 
 def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -32,11 +40,12 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> Any:
     project so that its registry names resolve. Returns the validated ConfigDict."""
     from framework import config as config_lib
 
-    config = config_lib.load_config(spec, overrides)
-    if "project" in config and not config.project:
-        config.project = project_from_path(config_lib.split_spec(spec)[0])
-    import_project(config)
-    return config
+    def prepare(config: Any, path: str) -> None:
+        if "project" in config and not config.project:
+            config.project = project_from_path(path)
+        import_project(config)
+
+    return config_lib.load_config(spec, overrides, prepare)
 
 
 def project_from_path(path: str) -> str:
@@ -71,6 +80,35 @@ def import_project(config: Any) -> None:
         raise
 
 
+class _PlainFormatter(logging.Formatter):
+    """Formats a log record as 'Warning: message' (no timestamp, thread or file)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.capitalize()}: {record.getMessage()}"
+
+
+def _not_noise(record: logging.LogRecord) -> bool:
+    return not any(text in str(record.msg) for text in _NOISE)
+
+
+def quiet_logs(verbose: bool = False) -> None:
+    """Hides the libraries' INFO logs (absl, orbax, jax) and their known harmless warnings,
+    and prints the warnings that remain as one plain 'Warning: ...' line; with `verbose`
+    (absl's --verbosity given), logs are left as absl's flag sets them."""
+    from absl import logging as absl_logging
+
+    logging.getLogger("absl").addFilter(_not_noise)
+    if verbose:
+        return
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING)
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    for handler in root.handlers:
+        handler.setFormatter(_PlainFormatter())
+
+
 def use_cpu_devices(count: int) -> None:
     """Makes JAX start with `count` virtual CPU devices (must run before JAX is imported)."""
     from tools.train import use_cpu_devices as apply
@@ -78,13 +116,24 @@ def use_cpu_devices(count: int) -> None:
     apply(count)
 
 
-def exit_on_config_error(main: Callable[[list[str] | None], int]) -> None:
-    """Runs `main(sys.argv[1:])`; a ConfigError, a missing input or an existing output prints
-    one line and exits 2."""
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the tools' one-line usage errors: 'Error: ... (--help lists the
+    options)' and exit status 2."""
+
+    def error(self, message: str):
+        """Prints `message` as one 'Error:' line and exits 2."""
+        print(f"Error: {message} ({self.prog} --help lists the options).", file=sys.stderr)
+        sys.exit(2)
+
+
+def exit_on_config_error(main: Callable[[list[str] | None], int],
+                         argv: Sequence[str] | None = None) -> None:
+    """Runs `main(argv)` (default: sys.argv[1:]) and exits with its status; a ConfigError, a
+    missing input or an existing output prints one 'Error:' line and exits 2."""
     from framework.registry import ConfigError
 
     try:
-        code = main(sys.argv[1:])
+        code = main(list(sys.argv[1:] if argv is None else argv))
     except (ConfigError, FileNotFoundError, FileExistsError) as e:
         print(f"Error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -32,9 +32,9 @@ from tools import cli
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Parses the command line; returns (flags, config overrides "KEY=VALUE")."""
     rest, overrides = cli.split_overrides(argv)
-    parser = argparse.ArgumentParser(prog="python -m tools.convert_checkpoint",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog="python -m tools.convert_checkpoint",
+                                description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, help="checkpoint to read")
     parser.add_argument("--input_format", default="auto",
                         choices=("auto", "tessera", "npz", "scenic"))
@@ -146,7 +146,10 @@ def convert_for_config(config: Any, init_from: dict, workdir: str, dry_run: bool
 def main(argv: list[str] | None = None) -> int:
     """Converts from the command line; returns the exit status."""
     args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    if not os.path.exists(args.input):
+        raise FileNotFoundError(f"--input {args.input}: no such file or folder.")
     check_output(args.output)
+    cli.quiet_logs()
     if args.config:
 
         config = cli.load_config(args.config, overrides)

@@ -44,20 +44,18 @@ def run_config(workdir: str, overrides: list[str] = ()) -> Any:
 
     path = os.path.join(workdir, "config.json")
     if not os.path.isfile(path):
-        raise ConfigError(f"--workdir {workdir}: no config.json (not a Tessera run's workdir?); "
-                          "pass the run's --config FILE.py[:ARG] instead.")
+        raise ConfigError(f"--workdir {workdir}: holds no config.json, so it is not the "
+                          "workdir of a Tessera training run (tools.train writes one there).")
     with open(path) as f:
         config = ml_collections.ConfigDict(_tuples(json.load(f)))
     added = config_lib.fill_new_defaults(config)
     if added:
         logging.info("%s predates config keys %s; using their defaults.", path,
                      ", ".join(added))
-    for override in overrides:
-        key, _, value = override.partition("=")
-        config_lib.set_by_path(config, key, value)
-    config_lib.validate(config)
     cli.import_project(config)
     config_lib.upgrade_names(config, path)
+    config_lib.apply_overrides(config, overrides)
+    config_lib.validate(config)
     return config
 
 
@@ -115,8 +113,8 @@ def evaluate(workdir: str, eval_config: Any | None = None, step: int | None = No
 def main(argv: list[str] | None = None) -> int:
     """Evaluates from the command line; returns the exit status."""
     rest, overrides = cli.split_overrides(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m tools.eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog="python -m tools.eval", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", required=True, help="the trained run's directory")
     parser.add_argument("--config", default="",
                         help="eval config FILE.py[:ARG] (default: WORKDIR/config.json)")
@@ -127,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu_devices", type=int, default=0,
                         help="if > 0, run on this many virtual CPU devices")
     args = parser.parse_args(rest)
+    if not os.path.isdir(args.workdir):
+        raise FileNotFoundError(f"--workdir {args.workdir}: no such folder (a run's workdir, "
+                                "as given to tools.train --workdir).")
+    cli.quiet_logs()
     if args.cpu_devices:
         cli.use_cpu_devices(args.cpu_devices)
     from framework import metrics as metrics_lib

@@ -5,21 +5,26 @@
         --workdir /tmp/two_hosts
 
 Each process runs the command after `--` with `--coordinator 127.0.0.1:PORT --num_processes N
---process_id I` appended (PORT: a free port). Their output is printed with an "[I] " prefix.
+--process_id I` appended (PORT: a free port). Their output is printed with an "[I] " prefix,
+less gloo's "[Gloo] Rank R is connected to N peer ranks" lines when all N peers are connected
+(printed by its C++ library at every connection, they cannot be turned off in the processes).
 When one process fails the others are stopped; SIGTERM/SIGINT to the launcher is passed on to
-every process (which then checkpoint and exit). `--timeout` bounds the whole job. The exit
+every process as SIGTERM (which then checkpoint and exit; a Ctrl-C in the terminal reaches
+the processes too, so a second one aborts them). `--timeout` bounds the whole job. The exit
 status is the first non-zero status of a process (124 on timeout), else 0.
 """
 
 from __future__ import annotations
 
-import argparse
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+
+from tools import cli
 
 
 def free_port() -> int:
@@ -35,8 +40,15 @@ def process_commands(command: list[str], num_processes: int, port: int) -> list[
                        f"--process_id={index}"] for index in range(num_processes)]
 
 
+_GLOO_CONNECTED = re.compile(r"\[Gloo\] Rank \d+ is connected to (\d+) peer ranks\. "
+                             r"Expected number of connected peer ranks is : (\d+)")
+
+
 def _relay(index: int, stream, out) -> None:
     for line in stream:
+        connected = _GLOO_CONNECTED.fullmatch(line.strip())
+        if connected and connected.group(1) == connected.group(2):
+            continue
         out.write(f"[{index}] {line}")
         out.flush()
 
@@ -57,10 +69,10 @@ def launch(command: list[str], num_processes: int, timeout: float, out=sys.stdou
         thread.start()
 
     def forward(signum, frame):
-        del frame
+        del signum, frame
         for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signum)
+            if proc.poll() is None:  # SIGINT too: one clean stop, not a second Ctrl-C.
+                proc.send_signal(signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     status = 0
@@ -99,11 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     """Parses `--num_processes N [--timeout S] -- COMMAND...` and runs the job."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
-        print("usage: python -m tools.launch_local --num_processes N [--timeout S] -- COMMAND",
-              file=sys.stderr)
+        print("Error: no command; usage: python -m tools.launch_local --num_processes N "
+              "[--timeout S] -- COMMAND", file=sys.stderr)
         return 2
     split = argv.index("--")
-    parser = argparse.ArgumentParser(prog="tools.launch_local")
+    parser = cli.ArgumentParser(prog="python -m tools.launch_local")
     parser.add_argument("--num_processes", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="Seconds before every process is stopped (exit status 124).")

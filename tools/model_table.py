@@ -106,8 +106,8 @@ def markdown_row(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Prints the table for the configs on the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m tools.model_table", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog="python -m tools.model_table", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configs", nargs="+", help="FILE.py[:ARG] or a glob of files")
     parser.add_argument("--json", action="store_true", help="print a JSON list")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)

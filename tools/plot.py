@@ -88,8 +88,8 @@ def plot_runs(runs: dict[str, dict[str, dict[int, float]]], out: str,
 
 def main(argv: list[str] | None = None) -> int:
     """Plots from the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m tools.plot", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog="python -m tools.plot", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("workdirs", nargs="+", help="run directories with metrics.jsonl")
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--metrics", nargs="*", default=None,

@@ -2,7 +2,7 @@
 dataset (layout: framework/data/prepared.py).
 
     python -m tools.prepare_dataset videos --input ROOT_OR_CSV --split train --output DIR \\
-        [--video_root DIR] [--fps 25] [--short_side 256] [--jpeg_quality 90]
+        [--video_root DIR] [--fps 25] [--short_side 256] [--upscale] [--jpeg_quality 90]
     python -m tools.prepare_dataset images --input ROOT --split train --output DIR \\
         [--short_side 0]
     python -m tools.prepare_dataset image_text --input PAIRS.csv|PAIRS.jsonl|SHARD.tar ... \\
@@ -14,6 +14,7 @@ Common flags: --num_shards (0: automatic), --workers (processes; default: all co
 Videos: a folder `ROOT/<class>/<file>.mp4` or a Kinetics CSV (label, youtube_id, time_start,
 time_end, split) with the clips under --video_root (default: the CSV's folder). Frames are
 stored as JPEGs at --fps (0: the source rate) with the short side --short_side (0: as is).
+--short_side only shrinks: smaller inputs keep their size unless --upscale is given.
 Images: `ROOT/<class>/*.jpg` (kept as they are unless --short_side is set). Image-text: CSV
 or JSONL with "image" (path relative to the file) and "caption", or webdataset tar shards
 (KEY.jpg + KEY.txt). Inputs that cannot be decoded are skipped and listed in
@@ -27,14 +28,15 @@ import os
 import sys
 
 from framework.data import converter, inputs, prepared
+from tools import cli
 
 AUTO_SHARD_SIZE = {"video": 128, "image": 1024, "image_text": 1024}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Returns the parsed command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m tools.prepare_dataset",
-                                     description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(prog="python -m tools.prepare_dataset",
+                                description=__doc__.split("\n\n")[0])
     kinds = parser.add_subparsers(dest="kind", required=True)
     for kind in ("videos", "images", "image_text"):
         sub = kinds.add_parser(kind)
@@ -43,7 +45,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         sub.add_argument("--output", required=True, help="dataset directory to write")
         sub.add_argument("--split", required=True, help="split name, e.g. train or eval")
         sub.add_argument("--short_side", type=int, default=256 if kind == "videos" else 0,
-                         help="resize so the short side is this (0: keep the size)")
+                         help="shrink so the short side is this (0: keep the size; a smaller "
+                         "input keeps its size unless --upscale)")
+        sub.add_argument("--upscale", action="store_true",
+                         help="also enlarge inputs smaller than --short_side")
         sub.add_argument("--jpeg_quality", type=int, default=90)
         sub.add_argument("--num_shards", type=int, default=0, help="0: automatic")
         sub.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -79,28 +84,47 @@ def list_items(args: argparse.Namespace, class_names: list[str] | None
 
 def train_sentencepiece(captions: list[str], vocab_size: int, out_dir: str,
                         overwrite: bool) -> str:
-    """Trains a unigram SentencePiece model on `captions`; returns the .model path
-    (out_dir/sentencepiece_<vocab_size>.model). Refuses to replace one unless `overwrite`."""
+    """Trains a unigram SentencePiece model of `vocab_size` pieces on `captions`; returns
+    the .model path (out_dir/sentencepiece_<vocab_size>.model, with its .vocab).
+
+    Refuses to replace one unless `overwrite`. Raises ValueError, writing no model, when the
+    captions are too few for `vocab_size` pieces (the message names the size they allow).
+    """
     import sentencepiece
 
     prefix = os.path.join(out_dir, f"sentencepiece_{vocab_size}")
     if os.path.exists(prefix + ".model") and not overwrite:
         raise FileExistsError(f"{prefix}.model exists; pass --overwrite to replace it.")
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(captions), model_prefix=prefix, vocab_size=vocab_size,
-        model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
-        pad_id=0, unk_id=1, bos_id=-1, eos_id=2, minloglevel=2)
+    trial = os.path.join(out_dir, f".sentencepiece_{vocab_size}.tmp-{os.getpid()}")
+    try:
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(captions), model_prefix=trial, vocab_size=vocab_size,
+            model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
+            pad_id=0, unk_id=1, bos_id=-1, eos_id=2, minloglevel=2)
+        pieces = sentencepiece.SentencePieceProcessor(model_file=trial + ".model").vocab_size()
+        if pieces < vocab_size:
+            raise ValueError(f"--train_sentencepiece {vocab_size}: the {len(captions)} captions "
+                             f"allow only {pieces} pieces, so no model was written (the split "
+                             f"was); run again with --train_sentencepiece {pieces} or fewer, "
+                             "or with more captions.")
+        for ext in (".model", ".vocab"):
+            os.replace(trial + ext, prefix + ext)
+    finally:
+        for ext in (".model", ".vocab"):
+            if os.path.exists(trial + ext):
+                os.remove(trial + ext)
     return prefix + ".model"
 
 
 def main(argv: list[str]) -> int:
-    """Runs the conversion; returns the exit status (0: done, 1: bad input)."""
+    """Runs the conversion; returns the exit status (0: done, 2: bad input, said in one
+    'Error:' line)."""
     args = parse_args(argv)
     try:
         info = prepared.read_info(args.output) if os.path.isdir(args.output) else None
         kind, items, class_names = list_items(args, info and info.get("class_names"))
         params = {"short_side": args.short_side, "jpeg_quality": args.jpeg_quality,
-                  "fps": getattr(args, "fps", 0.0)}
+                  "fps": getattr(args, "fps", 0.0), "upscale": args.upscale}
         shards = args.num_shards or -(-len(items) // AUTO_SHARD_SIZE[kind])
         print(f"{args.split}: converting {len(items)} inputs into {shards} shards in "
               f"{args.output} with {args.workers} workers", file=sys.stderr)
@@ -111,10 +135,11 @@ def main(argv: list[str]) -> int:
             captions = [item["caption"] for item in items if "error" not in item]
             path = train_sentencepiece(captions, args.train_sentencepiece, args.output,
                                        args.overwrite)
-            print(f"SentencePiece model: {path}", file=sys.stderr)
-    except (ValueError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+            print(f"SentencePiece model of {args.train_sentencepiece} pieces: {path}",
+                  file=sys.stderr)
+    except (ValueError, OSError) as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
     report = os.path.join(args.output, prepared.report_name(args.split))
     print(f"{args.split}: {split_info['num_examples']} examples written, "
           f"{split_info['num_skipped']} inputs skipped (listed in {report}).", file=sys.stderr)

@@ -1,9 +1,11 @@
 """Train a config: `python -m tools.train --config FILE.py[:ARG] --workdir DIR [--config.KEY=V]`.
 
-Starting again with the same --workdir resumes from the latest checkpoint there. SIGTERM saves
-a checkpoint after the current step and exits 0. Several processes: --coordinator,
---num_processes and --process_id (or --distributed); tools/launch_local starts them on one
-machine. Exit status: 2 for a config error, 3 when a loss or gradient became NaN/Inf.
+Starting again with the same --workdir resumes from the latest checkpoint there. SIGTERM or
+a first Ctrl-C saves a checkpoint after the current step and exits 0; a second Ctrl-C aborts
+at once (exit 130). Several processes: --coordinator, --num_processes and --process_id (or
+--distributed); tools/launch_local starts them on one machine. Prints a banner, progress,
+eval and save lines and a summary; `--verbosity=0` (absl's flag) adds the libraries' logs.
+Exit status: 2 for a config or data error, 3 when a loss or gradient became NaN/Inf.
 """
 
 from __future__ import annotations
@@ -97,10 +99,10 @@ def main(argv: list[str]) -> None:
     del argv
     if FLAGS.cpu_devices:
         use_cpu_devices(FLAGS.cpu_devices)
-    from framework import guards, trainer
+    from framework import console, guards, trainer
     from framework.registry import ConfigError
 
-    logging.getLogger().setLevel(logging.INFO)
+    cli.quiet_logs(verbose=FLAGS["verbosity"].present)
     try:
         if not FLAGS.config:
             raise ConfigError("--config: required, e.g. --config configs/synthetic_shapes_vit.py")
@@ -114,14 +116,21 @@ def main(argv: list[str]) -> None:
 
             if jax.process_index() != 0:  # Process 0 logs for the job; the others warn only.
                 logging.getLogger().setLevel(logging.WARNING)
+        console.say(f"Config   {FLAGS.config}" + (
+            f" with {len(OVERRIDES)} override{'s' if len(OVERRIDES) > 1 else ''}"
+            if OVERRIDES else ""))
         trainer.train_and_evaluate(config, FLAGS.workdir, FLAGS.stop_at_step or None,
                                    on_config_change=FLAGS.on_config_change)
     except ConfigError as e:
-        print(f"Config error: {e}", file=sys.stderr)
+        print(f"Error: {e}", file=sys.stderr)
         sys.exit(2)
     except guards.NonFiniteError as e:
         print(f"Stopped: {e}", file=sys.stderr)
         sys.exit(3)
+    except KeyboardInterrupt:
+        print("Aborted (Ctrl-C); the steps since the last checkpoint are lost.",
+              file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

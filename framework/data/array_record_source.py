@@ -56,8 +56,12 @@ def array_record(split: str, data_dir: str | None, path: str = "") -> DatasetSpe
     directory = dataset_directory(path, data_dir)
     info = prepared.read_info(directory)
     if info is None:
-        raise ValueError(f"{directory}: no {prepared.INFO_FILE}; prepare the data with "
-                         "`python -m tools.prepare_dataset ... --output DIR` first.")
+        where = ("" if os.path.isabs(os.path.expanduser(path)) else
+                 f" (path={path!r} is relative, so it is under config.data.data_dir, else "
+                 "$TESSERA_DATA_DIR, else ~/.cache/tessera/datasets; give an absolute path "
+                 "for a folder elsewhere)")
+        raise ValueError(f"{directory}: no {prepared.INFO_FILE}{where}; prepare the data "
+                         "with `python -m tools.prepare_dataset ... --output DIR` first.")
     if split not in info["splits"]:
         raise ValueError(f"{directory}: no split {split!r}; prepared splits: "
                          f"{', '.join(sorted(info['splits']))}.")

@@ -165,13 +165,14 @@ def convert_item(kind: str, item: dict, params: dict) -> dict:
     if kind == "video":
         clip = decode_video(item["path"], fps=params["fps"], short_side=params["short_side"],
                             quality=params["jpeg_quality"], start=item.get("start", 0.0),
-                            end=item.get("end"))
+                            end=item.get("end"), upscale=params.get("upscale", False))
         record.update(frames=clip.frames, timestamps=clip.timestamps,
                       fps=np.float32(clip.fps))
     else:
         record["image"] = read_image(_read_media(item), item["name"],
                                      short_side=params["short_side"],
-                                     quality=params["jpeg_quality"])
+                                     quality=params["jpeg_quality"],
+                                     upscale=params.get("upscale", False))
     if kind == "image_text":
         record["caption"] = item["caption"]
     else:

@@ -38,24 +38,28 @@ def encode_jpeg(image: Image.Image, quality: int) -> bytes:
     return out.getvalue()
 
 
-def resized(image: Image.Image, short_side: int) -> Image.Image:
-    """Returns `image` resized (bilinear) so that its short side is `short_side` (0: as is)."""
-    if not short_side or min(image.size) == short_side:
+def resized(image: Image.Image, short_side: int, upscale: bool = False) -> Image.Image:
+    """Returns `image` resized (bilinear) so that its short side is `short_side` (0: as is);
+    an image whose short side is already at most `short_side` is kept unless `upscale`."""
+    smallest = min(image.size)
+    if not short_side or smallest == short_side or (smallest < short_side and not upscale):
         return image
     height, width = short_side_size(image.height, image.width, short_side)
     return image.resize((width, height), Image.BILINEAR)
 
 
 def decode_video(path: str, *, fps: float = 0.0, short_side: int = 0, quality: int = 90,
-                 start: float = 0.0, end: float | None = None) -> VideoFrames:
+                 start: float = 0.0, end: float | None = None,
+                 upscale: bool = False) -> VideoFrames:
     """Decodes the first video stream of `path` between `start` and `end` seconds.
 
     fps > 0 resamples: for each time start + k / fps (before the end of the clip) the
     source frame nearest in time is kept (repeated when the source is slower); fps = 0 keeps
-    every source frame. Frames are resized to `short_side` (0: as is) and JPEG-encoded at
-    `quality`. Raises MediaError for unreadable files and clips without frames.
+    every source frame. Frames are resized down to `short_side` (0: as is; smaller frames
+    are enlarged only with `upscale`) and JPEG-encoded at `quality`. Raises MediaError for
+    unreadable files and clips without frames.
     """
-    sampler = _FrameSampler(fps, short_side, quality)
+    sampler = _FrameSampler(fps, short_side, quality, upscale)
     try:
         with av.open(path) as container:
             if not container.streams.video:
@@ -89,8 +93,9 @@ class _FrameSampler:
     time k / fps, the frame nearest to it, holding only the previous frame in memory. Only
     kept frames are converted to RGB, resized and JPEG-encoded."""
 
-    def __init__(self, fps: float, short_side: int, quality: int):
+    def __init__(self, fps: float, short_side: int, quality: int, upscale: bool = False):
         self.fps, self.short_side, self.quality = fps, short_side, quality
+        self.upscale = upscale
         self.frames: list[bytes] = []
         self.times: list[float] = []
         self.last: tuple[float, av.VideoFrame] | None = None
@@ -99,8 +104,8 @@ class _FrameSampler:
 
     def _emit(self, time: float, frame: av.VideoFrame) -> None:
         if self._last_jpeg is None or self._last_jpeg[0] != time:
-            self._last_jpeg = (time, encode_jpeg(resized(frame.to_image(), self.short_side),
-                                                 self.quality))
+            image = resized(frame.to_image(), self.short_side, self.upscale)
+            self._last_jpeg = (time, encode_jpeg(image, self.quality))
         self.frames.append(self._last_jpeg[1])
         self.times.append(time)
 
@@ -125,15 +130,17 @@ class _FrameSampler:
             self._next += 1
 
 
-def read_image(data: bytes, name: str, *, short_side: int = 0, quality: int = 90) -> bytes:
+def read_image(data: bytes, name: str, *, short_side: int = 0, quality: int = 90,
+               upscale: bool = False) -> bytes:
     """Checks that `data` is a complete image and returns the bytes to store: `data` itself
-    when short_side is 0, else a JPEG resized to that short side. Raises MediaError for
+    when short_side is 0 or the image is no larger (unless `upscale`), else a JPEG resized
+    to that short side. Raises MediaError for
     truncated or undecodable images."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            if not short_side:
+            if not short_side or (min(image.size) <= short_side and not upscale):
                 return data
-            return encode_jpeg(resized(image, short_side), quality)
+            return encode_jpeg(resized(image, short_side, upscale), quality)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise MediaError(f"{name}: cannot decode image ({type(e).__name__}: {e}).") from None

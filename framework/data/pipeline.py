@@ -34,10 +34,8 @@ from absl import flags
 
 from framework import registry
 from framework.data import global_order, preprocess, transforms
-from framework.data.spec import DatasetSpec, resolve_data_dir
+from framework.data.spec import PREPROCESS_KEYS, DatasetSpec, resolve_data_dir
 from framework.registry import ConfigError
-
-PREPROCESS_KEYS = ("preprocess", "batch_preprocess")
 
 
 def build_dataset(data_config: Any, which: str) -> DatasetSpec:
@@ -60,9 +58,14 @@ def build_dataset(data_config: Any, which: str) -> DatasetSpec:
     split = kwargs.pop("split", which)
     if "data_dir" in kwargs:
         raise ConfigError(f"config.data.{which}.data_dir: set config.data.data_dir instead.")
-    spec = registry.DATASETS.build(
-        name, kwargs, config_key=f"config.data.{which}", split=split,
-        data_dir=resolve_data_dir(data_config.get("data_dir")))
+    try:
+        spec = registry.DATASETS.build(
+            name, kwargs, config_key=f"config.data.{which}", split=split,
+            data_dir=resolve_data_dir(data_config.get("data_dir")))
+    except ConfigError:
+        raise
+    except (ValueError, OSError) as e:  # A missing folder, split or file: the user's to fix.
+        raise ConfigError(f"config.data.{which} ({name}, split {split!r}): {e}") from e
     if not spec.name or not spec.split:
         spec = dataclasses.replace(spec, name=spec.name or name, split=spec.split or split)
     if len(spec.source) != spec.num_examples:

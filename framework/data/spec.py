@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 DATA_DIR_ENV = "TESSERA_DATA_DIR"
+# Keys of config.data.<split> that every dataset takes besides its own arguments.
+PREPROCESS_KEYS = ("preprocess", "batch_preprocess")
 DEFAULT_DATA_DIR = os.path.join("~", ".cache", "tessera", "datasets")
 
 
