@@ -6,4 +6,4 @@ Importing the package registers the model "vivit_classification"; for Epic-Kitch
 four ViViT variants).
 """
 
-from projects.vivit import epic_kitchens, evaluators, init_adapter, model  # noqa: F401
+from projects.vivit import epic_kitchens, evaluators, hf_vivit, init_adapter, model  # noqa: F401

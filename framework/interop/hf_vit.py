@@ -1,0 +1,117 @@
+"""Hugging Face `transformers` ViT (model_type "vit", ViTForImageClassification / ViTModel)
+<-> Tessera's plain ViT (class token, learned position embedding, optional head).
+
+Their layer names (`encoder.layer.{i}.attention.attention.query`, `layernorm_before`, ...)
+are shared by ViViT's port, which builds on `vit_rules` with its own prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from framework.interop import hub, mapping
+from framework.interop.mapping import Rule, conv, linear, norm, posemb_with_cls
+
+# Our MLP's activation (flax nn.gelu, the tanh approximation) in transformers' names.
+HF_GELU_TANH = "gelu_pytorch_tanh"
+LAYER_NORM_EPS = 1e-6
+
+
+def block_rules(ours: str, theirs: str) -> list[Rule]:
+    """Rules of one encoder block: ours `Transformer/encoderblock_{i}`, theirs
+    `vit.encoder.layer.{i}` (ViT / ViViT layer names)."""
+    attention = f"{ours}/MultiHeadDotProductAttention_0"
+    rules = norm(f"{ours}/LayerNorm_0", f"{theirs}.layernorm_before")
+    for name in ("query", "key", "value"):
+        rules += linear(f"{attention}/{name}", f"{theirs}.attention.attention.{name}")
+    return rules + [
+        *linear(f"{attention}/out", f"{theirs}.attention.output.dense"),
+        *norm(f"{ours}/LayerNorm_1", f"{theirs}.layernorm_after"),
+        *linear(f"{ours}/MlpBlock_0/Dense_0", f"{theirs}.intermediate.dense"),
+        *linear(f"{ours}/MlpBlock_0/Dense_1", f"{theirs}.output.dense"),
+    ]
+
+
+def vit_rules(prefix: str, depth: int, head: bool) -> list[Rule]:
+    """Rules of a class-token ViT in transformers' layout under `prefix` ("vit" / "vivit"):
+    patch (or tubelet) embedding, class token and position embedding, `depth` blocks, final
+    LayerNorm and, when `head`, the `classifier`."""
+    rules = [*conv("embedding", f"{prefix}.embeddings.patch_embeddings.projection"),
+             posemb_with_cls("cls", "pos_embedding", f"{prefix}.embeddings.cls_token",
+                             f"{prefix}.embeddings.position_embeddings"),
+             *norm("Transformer/encoder_norm", f"{prefix}.layernorm")]
+    for i in range(depth):
+        rules += block_rules(f"Transformer/encoderblock_{i}", f"{prefix}.encoder.layer.{i}")
+    return rules + (linear("head", "classifier") if head else [])
+
+
+def encoder_config(flat: Mapping[str, np.ndarray], prefix: str = "") -> dict[str, Any]:
+    """Returns transformers' encoder fields (hidden_size, num_hidden_layers,
+    num_attention_heads, intermediate_size, hidden_act, layer_norm_eps) read off our flat
+    params' encoder under `prefix` ("" or "img/"); the param shapes say everything."""
+    flat = mapping.unstack_scanned(flat)
+    depth = mapping.count_layers(list(flat), rf"^{prefix}[^/]*/encoderblock_(\d+)/")
+    block = next(k for k in flat if k.startswith(prefix) and "/encoderblock_0/" in k)
+    block = block[:block.index("/encoderblock_0/") + len("/encoderblock_0/")]
+    query = flat[block + "MultiHeadDotProductAttention_0/query/kernel"]
+    return {"hidden_size": int(query.shape[0]), "num_hidden_layers": depth,
+            "num_attention_heads": int(query.shape[1]),
+            "intermediate_size": int(flat[block + "MlpBlock_0/Dense_0/kernel"].shape[1]),
+            "hidden_act": HF_GELU_TANH, "layer_norm_eps": LAYER_NORM_EPS}
+
+
+def square_side(tokens: int, what: str) -> int:
+    """Returns s with s * s == tokens; raises MappingError naming `what` otherwise."""
+    side = int(round(np.sqrt(tokens)))
+    if side * side != tokens:
+        raise mapping.MappingError(f"{what}: {tokens} patch tokens are not a square grid; the "
+                                   "format describes square images only.")
+    return side
+
+
+def labels(num_classes: int) -> dict[str, dict]:
+    """transformers' id2label / label2id fields for `num_classes` unnamed classes."""
+    names = {str(i): f"LABEL_{i}" for i in range(num_classes)}
+    return {"id2label": names, "label2id": {v: int(k) for k, v in names.items()}}
+
+
+class HFViT(hub.HubModel):
+    """model_type "vit": ViTForImageClassification (with `classifier`) or ViTModel."""
+
+    model_types = ("vit",)
+    description = "ViT (class token, learned position embedding)"
+
+    def import_rules(self, config, keys):
+        """Rules for a checkpoint with transformers `config` (dict) and tensor `keys`."""
+        prefix = "vit" if any(k.startswith("vit.") for k in keys) else ""
+        if not prefix:
+            raise mapping.MappingError("no 'vit.' parameters in the checkpoint")
+        return vit_rules(prefix, int(config["num_hidden_layers"]), "classifier.weight" in keys)
+
+    def matches(self, flat):
+        """True for our plain ViT with a class token (2D patch kernel, `cls`)."""
+        kernel = flat.get("embedding/kernel")
+        return kernel is not None and kernel.ndim == 4 and "cls" in flat
+
+    def export(self, flat, **hints):
+        """Returns (their tensors, config.json dict) for our ViT `flat`."""
+        kernel = flat["embedding/kernel"]
+        side = square_side(flat["pos_embedding"].shape[1], "pos_embedding")
+        head = "head/kernel" in flat
+        config = {"architectures": ["ViTForImageClassification" if head else "ViTModel"],
+                  "model_type": "vit", **encoder_config(flat),
+                  "image_size": side * int(kernel.shape[0]), "patch_size": int(kernel.shape[0]),
+                  "num_channels": int(kernel.shape[2]), "qkv_bias": True,
+                  "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+                  **(labels(int(flat["head/kernel"].shape[1])) if head else {})}
+        if kernel.shape[0] != kernel.shape[1]:
+            raise mapping.MappingError(f"embedding/kernel {kernel.shape}: transformers' ViT "
+                                       "takes square patches only.")
+        rules = vit_rules("vit", config["num_hidden_layers"], head)
+        return mapping.export_params(flat, rules, "a transformers ViT"), config
+
+
+hub.register(HFViT())
