@@ -1,13 +1,14 @@
 """Hugging Face `transformers` ViT (model_type "vit", ViTForImageClassification / ViTModel)
 <-> Tessera's plain ViT (class token, learned position embedding, optional head).
 
-Their layer names (`encoder.layer.{i}.attention.attention.query`, `layernorm_before`, ...)
-are shared by ViViT's port, which builds on `vit_rules` with its own prefix.
+Their layer names (the Hub's `encoder.layer.{i}.attention.attention.query`, or transformers
+5's `layers.{i}.attention.q_proj`; both are read, the Hub's are written) are shared by
+ViViT's port, which builds on `vit_rules` with its own prefix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,31 +21,43 @@ HF_GELU_TANH = "gelu_pytorch_tanh"
 LAYER_NORM_EPS = 1e-6
 
 
-def block_rules(ours: str, theirs: str) -> list[Rule]:
+# Layer names: the Hub's checkpoints (and transformers 4) and transformers 5's own.
+HUB_NAMES = {"layers": "encoder.layer", "query": "attention.attention.query",
+             "key": "attention.attention.key", "value": "attention.attention.value",
+             "out": "attention.output.dense", "fc1": "intermediate.dense",
+             "fc2": "output.dense"}
+V5_NAMES = {"layers": "layers", "query": "attention.q_proj", "key": "attention.k_proj",
+            "value": "attention.v_proj", "out": "attention.o_proj", "fc1": "mlp.fc1",
+            "fc2": "mlp.fc2"}
+
+
+def block_rules(ours: str, theirs: str, names: dict[str, str]) -> list[Rule]:
     """Rules of one encoder block: ours `Transformer/encoderblock_{i}`, theirs
-    `vit.encoder.layer.{i}` (ViT / ViViT layer names)."""
+    `vit.encoder.layer.{i}` in `names` (HUB_NAMES or V5_NAMES)."""
     attention = f"{ours}/MultiHeadDotProductAttention_0"
     rules = norm(f"{ours}/LayerNorm_0", f"{theirs}.layernorm_before")
-    for name in ("query", "key", "value"):
-        rules += linear(f"{attention}/{name}", f"{theirs}.attention.attention.{name}")
+    for name in ("query", "key", "value", "out"):
+        rules += linear(f"{attention}/{name}", f"{theirs}.{names[name]}")
     return rules + [
-        *linear(f"{attention}/out", f"{theirs}.attention.output.dense"),
         *norm(f"{ours}/LayerNorm_1", f"{theirs}.layernorm_after"),
-        *linear(f"{ours}/MlpBlock_0/Dense_0", f"{theirs}.intermediate.dense"),
-        *linear(f"{ours}/MlpBlock_0/Dense_1", f"{theirs}.output.dense"),
+        *linear(f"{ours}/MlpBlock_0/Dense_0", f"{theirs}.{names['fc1']}"),
+        *linear(f"{ours}/MlpBlock_0/Dense_1", f"{theirs}.{names['fc2']}"),
     ]
 
 
-def vit_rules(prefix: str, depth: int, head: bool) -> list[Rule]:
+def vit_rules(prefix: str, depth: int, head: bool, keys: Sequence[str] = ()) -> list[Rule]:
     """Rules of a class-token ViT in transformers' layout under `prefix` ("vit" / "vivit"):
     patch (or tubelet) embedding, class token and position embedding, `depth` blocks, final
-    LayerNorm and, when `head`, the `classifier`."""
+    LayerNorm and, when `head`, the `classifier`. Layer names are transformers 5's when
+    `keys` (a checkpoint's) use them, else the Hub's (what export writes)."""
+    names = V5_NAMES if any(k.startswith(f"{prefix}.layers.") for k in keys) else HUB_NAMES
     rules = [*conv("embedding", f"{prefix}.embeddings.patch_embeddings.projection"),
              posemb_with_cls("cls", "pos_embedding", f"{prefix}.embeddings.cls_token",
                              f"{prefix}.embeddings.position_embeddings"),
              *norm("Transformer/encoder_norm", f"{prefix}.layernorm")]
     for i in range(depth):
-        rules += block_rules(f"Transformer/encoderblock_{i}", f"{prefix}.encoder.layer.{i}")
+        rules += block_rules(f"Transformer/encoderblock_{i}",
+                             f"{prefix}.{names['layers']}.{i}", names)
     return rules + (linear("head", "classifier") if head else [])
 
 
@@ -89,7 +102,8 @@ class HFViT(hub.HubModel):
         prefix = "vit" if any(k.startswith("vit.") for k in keys) else ""
         if not prefix:
             raise mapping.MappingError("no 'vit.' parameters in the checkpoint")
-        return vit_rules(prefix, int(config["num_hidden_layers"]), "classifier.weight" in keys)
+        return vit_rules(prefix, int(config["num_hidden_layers"]), "classifier.weight" in keys,
+                         keys)
 
     def matches(self, flat):
         """True for our plain ViT with a class token (2D patch kernel, `cls`)."""

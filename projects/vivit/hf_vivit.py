@@ -21,7 +21,7 @@ class HFVivit(hub.HubModel):
     def import_rules(self, config, keys):
         """Rules for a ViViT checkpoint with transformers `config` and tensor `keys`."""
         return hf_vit.vit_rules("vivit", int(config["num_hidden_layers"]),
-                                "classifier.weight" in keys)
+                                "classifier.weight" in keys, keys)
 
     def matches(self, flat):
         """True for our ViViT model 1: a tubelet kernel, one joint `Transformer`, `cls`."""

@@ -1,0 +1,483 @@
+"""Checks Tessera's checkpoint interop against the other libraries' own forward passes.
+
+    pip install -e ".[compare]"     # torch, timm, transformers, open_clip (CPU is enough)
+    python -m tools.interop_check [--size full|tiny] [--only NAME ...] [--markdown FILE]
+    python -m tools.interop_check --size tiny --write_references tests/data/interop
+
+For each model and direction the other library's model gets random weights (nothing is
+downloaded), is converted, and both run on the same random input:
+  import: theirs -> their checkpoint format -> `config.init_from` loading -> ours
+  export: ours -> `framework.interop` writer -> their own loader -> theirs
+Models (full size / tiny): transformers ViT-B/16 (classification head), SigLIP B/16 (both
+towers, logit scale and bias), ViViT-B/16x2 model 1 (32 frames); timm vit_base_patch16_224;
+open_clip ViT-B-16-SigLIP (export through big_vision .npz, which open_clip's own
+`load_big_vision_weights` reads). Every output is compared: max |difference| and cosine
+similarity; float32 passes at max |difference| <= 1e-4.
+
+`--write_references DIR` writes, per model, the library's random tiny checkpoint in its own
+format plus its input and outputs (`NAME.npz`), which tests/test_interop.py checks Tessera
+against without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+TOLERANCE = 1e-4
+SIZES = {
+    # hidden, depth, heads, mlp, image, patch, classes, vocab, text length, frames, tubelet t
+    "full": dict(hidden=768, depth=12, heads=12, mlp=3072, image=224, patch=16, classes=1000,
+                 vocab=32000, text_len=64, frames=32, tubelet=2),
+    "tiny": dict(hidden=16, depth=2, heads=2, mlp=32, image=8, patch=4, classes=5, vocab=50,
+                 text_len=6, frames=4, tubelet=2),
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers.
+
+
+def randomize(module, seed: int) -> None:
+    """Gives every parameter of torch `module` random values (LayerNorm scales around 1), so
+    no mapping can pass on zero biases or unit scales."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            noise = torch.randn(p.shape, generator=gen) * 0.02
+            if name.endswith(("norm1.weight", "norm2.weight", "norm.weight", "layernorm.weight",
+                              "layernorm_before.weight", "layernorm_after.weight",
+                              "layer_norm1.weight", "layer_norm2.weight", "ln_1.weight",
+                              "ln_2.weight", "ln_final.weight", "final_layer_norm.weight",
+                              "post_layernorm.weight")):
+                p.copy_(1.0 + 10 * noise)
+            elif name in ("logit_scale", "logit_bias"):
+                p.copy_(p + noise)
+            else:
+                p.copy_(noise)
+
+
+def our_params(model, inputs, seed: int) -> dict:
+    """Returns random flat params {key: np.ndarray} of our flax `model` for `inputs` (drawn
+    with numpy from the abstract init: no compile). Scales are 1 + noise, `t` log 10, `b` -10."""
+    import flax.linen as nn
+    import jax
+
+    from framework import pretrained
+
+    shapes = nn.unbox(jax.eval_shape(lambda: model.init(jax.random.key(0), inputs)))["params"]
+    rng = np.random.default_rng(seed)
+    flat = {}
+    for key, spec in pretrained.flatten_tree(shapes).items():
+        value = rng.normal(0.0, 0.02, spec.shape).astype(np.float32)
+        if key.endswith("/scale"):
+            value += 1.0
+        elif key == "t":
+            value += np.log(10.0)
+        elif key == "b":
+            value -= 10.0
+        flat[key] = value
+    return flat
+
+
+def load_ours(model, inputs, path: str) -> tuple[dict, str]:
+    """Loads checkpoint `path` into our `model` as `config.init_from` does; returns (param
+    tree, load report text). Raises if any parameter stayed at init."""
+    import flax.linen as nn
+    import jax
+
+    from framework import pretrained
+
+    shapes = nn.unbox(jax.eval_shape(lambda: model.init(jax.random.key(0), inputs)))["params"]
+    params, report = pretrained.load_params(shapes, {"path": path})
+    if report.count("init") or report.unused:
+        raise AssertionError("incomplete load:\n" + pretrained.format_report(report))
+    return params, pretrained.format_report(report)
+
+
+def compare(ours: dict, theirs: dict) -> dict:
+    """Returns {output name: (max |difference|, cosine)} over the outputs both hold."""
+    out = {}
+    for name, a in theirs.items():
+        a = np.asarray(a, np.float64).ravel()
+        b = np.asarray(ours[name], np.float64).ravel()
+        cosine = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+        out[name] = (float(np.abs(a - b).max()), cosine)
+    return out
+
+
+def to_numpy(x) -> np.ndarray:
+    """torch tensor -> float32 numpy."""
+    return x.detach().float().numpy()
+
+
+# ---------------------------------------------------------------------------------------
+# Models: each returns our module, their builder, our input and theirs, and runners.
+
+
+def vit_case(s: dict) -> dict:
+    """transformers ViTForImageClassification <-> our ViT."""
+    import torch
+    import transformers
+
+    from framework.models.vit import ViT
+
+    ours = ViT(num_classes=s["classes"], patch_size=(s["patch"],) * 2, hidden_size=s["hidden"],
+               depth=s["depth"], num_heads=s["heads"], mlp_dim=s["mlp"])
+    image = np.random.default_rng(1).normal(size=(2, s["image"], s["image"], 3)).astype(
+        np.float32)
+    config = transformers.ViTConfig(
+        hidden_size=s["hidden"], num_hidden_layers=s["depth"], num_attention_heads=s["heads"],
+        intermediate_size=s["mlp"], image_size=s["image"], patch_size=s["patch"],
+        num_labels=s["classes"], hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6)
+    return dict(
+        ours=ours, our_input=image, model_class=transformers.ViTForImageClassification,
+        build=lambda: transformers.ViTForImageClassification(config),
+        run_theirs=lambda m: {"logits": to_numpy(m(pixel_values=torch.from_numpy(
+            image.transpose(0, 3, 1, 2))).logits)},
+        run_ours=lambda p: {"logits": np.asarray(ours.apply({"params": p}, image))})
+
+
+def siglip_case(s: dict) -> dict:
+    """transformers SiglipModel <-> our two-tower SigLIP."""
+    import torch
+    import transformers
+
+    from framework.models.two_tower import TwoTower
+
+    tower = dict(hidden_size=s["hidden"], depth=s["depth"], num_heads=s["heads"],
+                 mlp_dim=s["mlp"])
+    ours = TwoTower(image=dict(tower, patch_size=(s["patch"],) * 2, pool_type="map"),
+                    text=dict(tower, vocab_size=s["vocab"], pool_type="last"),
+                    out_dim=(None, s["hidden"]), temperature_init=10.0, bias_init=-10.0)
+    rng = np.random.default_rng(2)
+    batch = {"image": rng.normal(size=(2, s["image"], s["image"], 3)).astype(np.float32),
+             "text": rng.integers(0, s["vocab"], (2, s["text_len"])).astype(np.int32)}
+    common = dict(hidden_size=s["hidden"], num_hidden_layers=s["depth"],
+                  num_attention_heads=s["heads"], intermediate_size=s["mlp"])
+    config = transformers.SiglipConfig(
+        text_config=dict(common, vocab_size=s["vocab"], max_position_embeddings=s["text_len"],
+                         projection_size=s["hidden"], pad_token_id=1, bos_token_id=None,
+                         eos_token_id=1),
+        vision_config=dict(common, image_size=s["image"], patch_size=s["patch"]))
+
+    def run_theirs(m):
+        out = m(input_ids=torch.from_numpy(batch["text"]).long(),
+                pixel_values=torch.from_numpy(batch["image"].transpose(0, 3, 1, 2)))
+        return {"image_embeds": to_numpy(out.image_embeds),
+                "text_embeds": to_numpy(out.text_embeds),
+                "logits_per_image": to_numpy(out.logits_per_image)}
+
+    def run_ours(p):
+        out = ours.apply({"params": p}, batch)
+        logits = np.asarray(out["zimg"]) @ np.asarray(out["ztxt"]).T * float(out["t"]) + float(
+            out["b"])
+        return {"image_embeds": np.asarray(out["zimg"]), "text_embeds": np.asarray(out["ztxt"]),
+                "logits_per_image": logits}
+
+    return dict(ours=ours, our_input=batch, model_class=transformers.SiglipModel,
+                build=lambda: transformers.SiglipModel(config), run_theirs=run_theirs,
+                run_ours=run_ours)
+
+
+def vivit_case(s: dict) -> dict:
+    """transformers VivitForVideoClassification <-> our ViViT model 1."""
+    import torch
+    import transformers
+
+    from framework.models.vivit import ViViT
+
+    tubelet = (s["tubelet"], s["patch"], s["patch"])
+    ours = ViViT(variant="spatio_temporal", num_classes=s["classes"], patch_size=tubelet,
+                 hidden_size=s["hidden"], depth=s["depth"], num_heads=s["heads"],
+                 mlp_dim=s["mlp"])
+    video = np.random.default_rng(3).normal(
+        size=(1, s["frames"], s["image"], s["image"], 3)).astype(np.float32)
+    config = transformers.VivitConfig(
+        hidden_size=s["hidden"], num_hidden_layers=s["depth"], num_attention_heads=s["heads"],
+        intermediate_size=s["mlp"], image_size=s["image"], num_frames=s["frames"],
+        tubelet_size=list(tubelet), num_labels=s["classes"])
+    return dict(
+        ours=ours, our_input=video, model_class=transformers.VivitForVideoClassification,
+        build=lambda: transformers.VivitForVideoClassification(config),
+        export_hints={"num_frames": s["frames"]},
+        run_theirs=lambda m: {"logits": to_numpy(m(pixel_values=torch.from_numpy(
+            video.transpose(0, 1, 4, 2, 3))).logits)},
+        run_ours=lambda p: {"logits": np.asarray(ours.apply({"params": p}, video))})
+
+
+def timm_case(s: dict, size: str) -> dict:
+    """timm vit_base_patch16_224 (or a tiny VisionTransformer) <-> our ViT."""
+    import timm
+    import torch
+
+    from framework.models.vit import ViT
+
+    ours = ViT(num_classes=s["classes"], patch_size=(s["patch"],) * 2, hidden_size=s["hidden"],
+               depth=s["depth"], num_heads=s["heads"], mlp_dim=s["mlp"])
+    image = np.random.default_rng(4).normal(size=(2, s["image"], s["image"], 3)).astype(
+        np.float32)
+    # Our MLP's gelu is the tanh form; timm's default is the exact one.
+    kwargs = dict(num_classes=s["classes"], act_layer="gelu_tanh")
+    if size == "full":
+        build = lambda: timm.create_model("vit_base_patch16_224", pretrained=False, **kwargs)  # noqa: E731
+    else:
+        build = lambda: timm.models.vision_transformer.VisionTransformer(  # noqa: E731
+            img_size=s["image"], patch_size=s["patch"], embed_dim=s["hidden"], depth=s["depth"],
+            num_heads=s["heads"], mlp_ratio=s["mlp"] / s["hidden"], **kwargs)
+    return dict(ours=ours, our_input=image, build=build,
+                run_theirs=lambda m: {"logits": to_numpy(m(torch.from_numpy(
+                    image.transpose(0, 3, 1, 2))))},
+                run_ours=lambda p: {"logits": np.asarray(ours.apply({"params": p}, image))})
+
+
+def open_clip_case(s: dict, size: str) -> dict:
+    """open_clip ViT-B-16-SigLIP (or a tiny custom config) reading our big_vision .npz."""
+    import open_clip
+    import torch
+
+    case = siglip_case(s)
+    batch = case["our_input"]
+    if size == "full":
+        name, cfg = "ViT-B-16-SigLIP", None
+    else:
+        name = "tessera-tiny-siglip"
+        cfg = {"embed_dim": s["hidden"], "init_logit_bias": -10, "custom_text": True,
+               "vision_cfg": {"image_size": 224, "timm_model_name": "vit_base_patch16_siglip_224",
+                              "timm_model_pretrained": False, "timm_pool": "map",
+                              "timm_proj": "none"},
+               "text_cfg": {"context_length": s["text_len"], "vocab_size": s["vocab"],
+                            "width": s["hidden"], "heads": s["heads"], "layers": s["depth"],
+                            "mlp_ratio": s["mlp"] / s["hidden"], "no_causal_mask": True,
+                            "proj_bias": True, "pool_type": "last",
+                            "norm_kwargs": {"eps": 1e-6}}}
+
+    def build():
+        if cfg is None:
+            return open_clip.create_model(name, pretrained=None)
+        import timm
+
+        model = open_clip.model.CustomTextCLIP(**{k: v for k, v in cfg.items()
+                                                  if k not in ("custom_text",)})
+        model.visual.trunk = timm.models.vision_transformer.VisionTransformer(
+            img_size=s["image"], patch_size=s["patch"], embed_dim=s["hidden"],
+            depth=s["depth"], num_heads=s["heads"], mlp_ratio=s["mlp"] / s["hidden"],
+            class_token=False, global_pool="map", num_classes=0)
+        return model
+
+    def run_theirs(m):
+        image = m.encode_image(torch.from_numpy(batch["image"].transpose(0, 3, 1, 2)),
+                               normalize=True)
+        text = m.encode_text(torch.from_numpy(batch["text"]).long(), normalize=True)
+        logits = image @ text.T * m.logit_scale.exp() + m.logit_bias
+        return {"image_embeds": to_numpy(image), "text_embeds": to_numpy(text),
+                "logits_per_image": to_numpy(logits)}
+
+    return dict(case, build=build, run_theirs=run_theirs, model_class=None)
+
+
+CASES: dict[str, Callable] = {
+    "transformers_vit": lambda s, size: vit_case(s),
+    "transformers_siglip": lambda s, size: siglip_case(s),
+    "transformers_vivit": lambda s, size: vivit_case(s),
+    "timm_vit": timm_case,
+    "open_clip_siglip": open_clip_case,
+}
+LABELS = {
+    "transformers_vit": ("transformers ViTForImageClassification", "ViT-B/16", "hf"),
+    "transformers_siglip": ("transformers SiglipModel", "SigLIP B/16", "hf"),
+    "transformers_vivit": ("transformers VivitForVideoClassification", "ViViT-B/16x2 model 1",
+                           "hf"),
+    "timm_vit": ("timm", "vit_base_patch16_224", "timm"),
+    "open_clip_siglip": ("open_clip", "ViT-B-16-SigLIP", "npz"),
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Directions.
+
+
+def write_theirs(name: str, model, path: str) -> str:
+    """Writes their `model` in its library's checkpoint format under `path`; returns the
+    path Tessera reads."""
+    from safetensors.torch import save_file
+
+    kind = LABELS[name][2]
+    if kind == "hf":
+        model.save_pretrained(path, safe_serialization=True)
+        return path
+    if kind == "timm":
+        file = os.path.join(path + ".safetensors")
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, file)
+        return file
+    raise ValueError(f"{name}: no import direction")
+
+
+def check_import(name: str, case: dict, tmp: str) -> dict:
+    """theirs (random) -> their format -> ours; returns compare()."""
+    import torch
+
+    torch.manual_seed(0)
+    theirs = case["build"]().eval()
+    randomize(theirs, 0)
+    path = write_theirs(name, theirs, os.path.join(tmp, f"{name}_theirs"))
+    params, _ = load_ours(case["ours"], case["our_input"], path)
+    with torch.no_grad():
+        expected = case["run_theirs"](theirs)
+    return compare(case["run_ours"](params), expected)
+
+
+def check_export(name: str, case: dict, tmp: str) -> dict:
+    """ours (random) -> their format -> their loader; returns compare()."""
+    import torch
+
+    from framework import pretrained
+    from framework.interop import hub
+
+    flat = our_params(case["ours"], case["our_input"], seed=1)
+    kind = LABELS[name][2]
+    if kind == "hf":
+        path = os.path.join(tmp, f"{name}_ours")
+        hub.save_hf(flat, path, **case.get("export_hints", {}))
+        theirs, info = case["model_class"].from_pretrained(path, output_loading_info=True)
+        problems = {k: v for k, v in info.items() if v and k != "error_msgs"}
+        if problems:
+            raise AssertionError(f"from_pretrained: {problems}")
+    elif kind == "timm":
+        from safetensors.torch import load_file
+
+        path = os.path.join(tmp, f"{name}_ours.safetensors")
+        hub.save_timm(flat, path)
+        theirs = case["build"]()
+        theirs.load_state_dict(load_file(path), strict=True)
+    else:
+        import open_clip
+
+        path = os.path.join(tmp, f"{name}_ours.npz")
+        pretrained.save_npz(path, pretrained.unflatten(flat))
+        theirs = case["build"]()
+        open_clip.convert.load_big_vision_weights(theirs, path)
+    theirs.eval()
+    with torch.no_grad():
+        expected = case["run_theirs"](theirs)
+    params = pretrained.unflatten(flat)
+    return compare(case["run_ours"](params), expected)
+
+
+def write_reference(name: str, case: dict, directory: str) -> list[str]:
+    """Writes the library's random tiny checkpoint (its format) and its outputs on the
+    case's input to `directory`; returns the files written."""
+    import torch
+
+    from framework import pretrained
+
+    torch.manual_seed(0)
+    theirs = case["build"]().eval()
+    randomize(theirs, 0)
+    kind = LABELS[name][2]
+    if kind == "npz":  # open_clip reads ours: record its output on our tiny checkpoint.
+        import open_clip
+
+        flat = our_params(case["ours"], case["our_input"], seed=1)
+        checkpoint = os.path.join(directory, f"{name}.params.npz")
+        pretrained.save_npz(checkpoint, pretrained.unflatten(flat))
+        open_clip.convert.load_big_vision_weights(theirs, checkpoint)
+        files = [checkpoint]
+    else:
+        target = os.path.join(directory, name)
+        shutil.rmtree(target, ignore_errors=True)
+        path = write_theirs(name, theirs, target)
+        files = [path]
+        if os.path.isdir(path):  # Keep only what Tessera reads.
+            files = [os.path.join(path, f) for f in ("config.json", "model.safetensors")]
+            for extra in set(os.listdir(path)) - {"config.json", "model.safetensors"}:
+                os.remove(os.path.join(path, extra))
+    with torch.no_grad():
+        outputs = case["run_theirs"](theirs)
+    inputs = case["our_input"]
+    inputs = inputs if isinstance(inputs, dict) else {"input": inputs}
+    expected = os.path.join(directory, f"{name}.expected.npz")
+    np.savez(expected, **{f"input/{k}": v for k, v in inputs.items()},
+             **{f"output/{k}": v for k, v in outputs.items()})
+    return files + [expected]
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def markdown(rows: list[tuple], command: str, seconds: float) -> str:
+    """The results table as Markdown."""
+    lines = ["# Checkpoint interop: Tessera vs the libraries' own forward passes", "",
+             f"Produced by `{command}` ({seconds:.0f} s on this machine's CPU, float32).", "",
+             "Random weights (no download); each direction converts one model and runs both on "
+             "the same input. Pass: max |difference| <= 1e-4.", "",
+             "| library | model | direction | output | max abs diff | cosine | pass |",
+             "|---|---|---|---|---|---|---|"]
+    for library, model, direction, output, diff, cosine in rows:
+        lines.append(f"| {library} | {model} | {direction} | {output} | {diff:.2e} | "
+                     f"{cosine:.8f} | {'yes' if diff <= TOLERANCE else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the checks from the command line; returns 0 when every one passes."""
+    parser = argparse.ArgumentParser(prog="python -m tools.interop_check", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=tuple(SIZES), default="full")
+    parser.add_argument("--only", nargs="*", choices=tuple(CASES), default=tuple(CASES))
+    parser.add_argument("--markdown", default="", help="write the results table here")
+    parser.add_argument("--write_references", default="", help="DIR: tiny reference files")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    import projects.siglip  # noqa: F401  (registers the transformers SigLIP mapping)
+    import projects.vivit  # noqa: F401  (registers the transformers ViViT mapping)
+
+    start = time.time()
+    if args.write_references:
+        if args.size != "tiny":
+            parser.error("--write_references writes tiny models: add --size tiny.")
+        os.makedirs(args.write_references, exist_ok=True)
+        for name in args.only:
+            for file in write_reference(name, CASES[name](SIZES["tiny"], "tiny"),
+                                        args.write_references):
+                print(f"wrote {file} ({os.path.getsize(file)} bytes)")
+        return 0
+    rows, failed = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.only:
+            library, model, kind = LABELS[name]
+            case = CASES[name](SIZES[args.size], args.size)
+            directions = ("export",) if kind == "npz" else ("import", "export")
+            for direction in directions:
+                t0 = time.time()
+                check = check_import if direction == "import" else check_export
+                result = check(name, case, tmp)
+                for output, (diff, cosine) in result.items():
+                    rows.append((library, model if args.size == "full" else f"{model} (tiny)",
+                                 direction, output, diff, cosine))
+                    failed += diff > TOLERANCE
+                    print(f"{name:20s} {direction:6s} {output:18s} max|diff| {diff:.2e} "
+                          f"cosine {cosine:.8f} ({time.time() - t0:.0f} s)", flush=True)
+                shutil.rmtree(tmp, ignore_errors=True)
+                os.makedirs(tmp, exist_ok=True)
+    command = "python -m tools.interop_check " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    text = markdown(rows, command.strip(), time.time() - start)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text)
+    print(f"{len(rows) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
