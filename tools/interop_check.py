@@ -36,7 +36,7 @@ SIZES = {
     # hidden, depth, heads, mlp, image, patch, classes, vocab, text length, frames, tubelet t
     "full": dict(hidden=768, depth=12, heads=12, mlp=3072, image=224, patch=16, classes=1000,
                  vocab=32000, text_len=64, frames=32, tubelet=2),
-    "tiny": dict(hidden=16, depth=2, heads=2, mlp=32, image=8, patch=4, classes=5, vocab=50,
+    "tiny": dict(hidden=8, depth=2, heads=2, mlp=16, image=8, patch=4, classes=3, vocab=20,
                  text_len=6, frames=4, tubelet=2),
 }
 
@@ -121,7 +121,48 @@ def to_numpy(x) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------
-# Models: each returns our module, their builder, our input and theirs, and runners.
+# Our side (no torch: the suite uses these with the reference files).
+
+
+def our_model(kind: str, s: dict, seed: int = 1):
+    """Returns (our flax model, a random input for it) for `kind` 'vit', 'siglip' or 'vivit'
+    at sizes `s` (an entry of SIZES)."""
+    rng = np.random.default_rng(seed)
+    tower = dict(hidden_size=s["hidden"], depth=s["depth"], num_heads=s["heads"],
+                 mlp_dim=s["mlp"])
+    image = rng.normal(size=(2, s["image"], s["image"], 3)).astype(np.float32)
+    if kind == "vit":
+        from framework.models.vit import ViT
+
+        return ViT(num_classes=s["classes"], patch_size=(s["patch"],) * 2, **tower), image
+    if kind == "siglip":
+        from framework.models.two_tower import TwoTower
+
+        model = TwoTower(image=dict(tower, patch_size=(s["patch"],) * 2, pool_type="map"),
+                         text=dict(tower, vocab_size=s["vocab"], pool_type="last"),
+                         out_dim=(None, s["hidden"]), temperature_init=10.0, bias_init=-10.0)
+        text = rng.integers(0, s["vocab"], (2, s["text_len"])).astype(np.int32)
+        return model, {"image": image, "text": text}
+    from framework.models.vivit import ViViT
+
+    video = rng.normal(size=(1, s["frames"], s["image"], s["image"], 3)).astype(np.float32)
+    return ViViT(variant="spatio_temporal", num_classes=s["classes"],
+                 patch_size=(s["tubelet"], s["patch"], s["patch"]), **tower), video
+
+
+def run_ours(model, params, inputs) -> dict[str, np.ndarray]:
+    """Runs our `model` on `inputs`; returns the outputs the libraries report: 'logits', or
+    for SigLIP 'image_embeds', 'text_embeds' and 'logits_per_image'."""
+    out = model.apply({"params": params}, inputs)
+    if not isinstance(out, dict):
+        return {"logits": np.asarray(out)}
+    zimg, ztxt = np.asarray(out["zimg"]), np.asarray(out["ztxt"])
+    return {"image_embeds": zimg, "text_embeds": ztxt,
+            "logits_per_image": zimg @ ztxt.T * float(out["t"]) + float(out["b"])}
+
+
+# ---------------------------------------------------------------------------------------
+# Their side: each case holds our model and input, their builder and runner.
 
 
 def vit_case(s: dict) -> dict:
@@ -129,12 +170,7 @@ def vit_case(s: dict) -> dict:
     import torch
     import transformers
 
-    from framework.models.vit import ViT
-
-    ours = ViT(num_classes=s["classes"], patch_size=(s["patch"],) * 2, hidden_size=s["hidden"],
-               depth=s["depth"], num_heads=s["heads"], mlp_dim=s["mlp"])
-    image = np.random.default_rng(1).normal(size=(2, s["image"], s["image"], 3)).astype(
-        np.float32)
+    ours, image = our_model("vit", s)
     config = transformers.ViTConfig(
         hidden_size=s["hidden"], num_hidden_layers=s["depth"], num_attention_heads=s["heads"],
         intermediate_size=s["mlp"], image_size=s["image"], patch_size=s["patch"],
@@ -143,8 +179,7 @@ def vit_case(s: dict) -> dict:
         ours=ours, our_input=image, model_class=transformers.ViTForImageClassification,
         build=lambda: transformers.ViTForImageClassification(config),
         run_theirs=lambda m: {"logits": to_numpy(m(pixel_values=torch.from_numpy(
-            image.transpose(0, 3, 1, 2))).logits)},
-        run_ours=lambda p: {"logits": np.asarray(ours.apply({"params": p}, image))})
+            image.transpose(0, 3, 1, 2))).logits)})
 
 
 def siglip_case(s: dict) -> dict:
@@ -152,16 +187,7 @@ def siglip_case(s: dict) -> dict:
     import torch
     import transformers
 
-    from framework.models.two_tower import TwoTower
-
-    tower = dict(hidden_size=s["hidden"], depth=s["depth"], num_heads=s["heads"],
-                 mlp_dim=s["mlp"])
-    ours = TwoTower(image=dict(tower, patch_size=(s["patch"],) * 2, pool_type="map"),
-                    text=dict(tower, vocab_size=s["vocab"], pool_type="last"),
-                    out_dim=(None, s["hidden"]), temperature_init=10.0, bias_init=-10.0)
-    rng = np.random.default_rng(2)
-    batch = {"image": rng.normal(size=(2, s["image"], s["image"], 3)).astype(np.float32),
-             "text": rng.integers(0, s["vocab"], (2, s["text_len"])).astype(np.int32)}
+    ours, batch = our_model("siglip", s)
     common = dict(hidden_size=s["hidden"], num_hidden_layers=s["depth"],
                   num_attention_heads=s["heads"], intermediate_size=s["mlp"])
     config = transformers.SiglipConfig(
@@ -177,16 +203,8 @@ def siglip_case(s: dict) -> dict:
                 "text_embeds": to_numpy(out.text_embeds),
                 "logits_per_image": to_numpy(out.logits_per_image)}
 
-    def run_ours(p):
-        out = ours.apply({"params": p}, batch)
-        logits = np.asarray(out["zimg"]) @ np.asarray(out["ztxt"]).T * float(out["t"]) + float(
-            out["b"])
-        return {"image_embeds": np.asarray(out["zimg"]), "text_embeds": np.asarray(out["ztxt"]),
-                "logits_per_image": logits}
-
     return dict(ours=ours, our_input=batch, model_class=transformers.SiglipModel,
-                build=lambda: transformers.SiglipModel(config), run_theirs=run_theirs,
-                run_ours=run_ours)
+                build=lambda: transformers.SiglipModel(config), run_theirs=run_theirs)
 
 
 def vivit_case(s: dict) -> dict:
@@ -194,14 +212,8 @@ def vivit_case(s: dict) -> dict:
     import torch
     import transformers
 
-    from framework.models.vivit import ViViT
-
     tubelet = (s["tubelet"], s["patch"], s["patch"])
-    ours = ViViT(variant="spatio_temporal", num_classes=s["classes"], patch_size=tubelet,
-                 hidden_size=s["hidden"], depth=s["depth"], num_heads=s["heads"],
-                 mlp_dim=s["mlp"])
-    video = np.random.default_rng(3).normal(
-        size=(1, s["frames"], s["image"], s["image"], 3)).astype(np.float32)
+    ours, video = our_model("vivit", s)
     config = transformers.VivitConfig(
         hidden_size=s["hidden"], num_hidden_layers=s["depth"], num_attention_heads=s["heads"],
         intermediate_size=s["mlp"], image_size=s["image"], num_frames=s["frames"],
@@ -211,8 +223,7 @@ def vivit_case(s: dict) -> dict:
         build=lambda: transformers.VivitForVideoClassification(config),
         export_hints={"num_frames": s["frames"]},
         run_theirs=lambda m: {"logits": to_numpy(m(pixel_values=torch.from_numpy(
-            video.transpose(0, 1, 4, 2, 3))).logits)},
-        run_ours=lambda p: {"logits": np.asarray(ours.apply({"params": p}, video))})
+            video.transpose(0, 1, 4, 2, 3))).logits)})
 
 
 def timm_case(s: dict, size: str) -> dict:
@@ -220,12 +231,7 @@ def timm_case(s: dict, size: str) -> dict:
     import timm
     import torch
 
-    from framework.models.vit import ViT
-
-    ours = ViT(num_classes=s["classes"], patch_size=(s["patch"],) * 2, hidden_size=s["hidden"],
-               depth=s["depth"], num_heads=s["heads"], mlp_dim=s["mlp"])
-    image = np.random.default_rng(4).normal(size=(2, s["image"], s["image"], 3)).astype(
-        np.float32)
+    ours, image = our_model("vit", s)
     # Our MLP's gelu is the tanh form; timm's default is the exact one.
     kwargs = dict(num_classes=s["classes"], act_layer="gelu_tanh")
     if size == "full":
@@ -236,8 +242,7 @@ def timm_case(s: dict, size: str) -> dict:
             num_heads=s["heads"], mlp_ratio=s["mlp"] / s["hidden"], **kwargs)
     return dict(ours=ours, our_input=image, build=build,
                 run_theirs=lambda m: {"logits": to_numpy(m(torch.from_numpy(
-                    image.transpose(0, 3, 1, 2))))},
-                run_ours=lambda p: {"logits": np.asarray(ours.apply({"params": p}, image))})
+                    image.transpose(0, 3, 1, 2))))})
 
 
 def open_clip_case(s: dict, size: str) -> dict:
@@ -333,7 +338,7 @@ def check_import(name: str, case: dict, tmp: str) -> dict:
     params, _ = load_ours(case["ours"], case["our_input"], path)
     with torch.no_grad():
         expected = case["run_theirs"](theirs)
-    return compare(case["run_ours"](params), expected)
+    return compare(run_ours(case["ours"], params, case["our_input"]), expected)
 
 
 def check_export(name: str, case: dict, tmp: str) -> dict:
@@ -370,7 +375,7 @@ def check_export(name: str, case: dict, tmp: str) -> dict:
     with torch.no_grad():
         expected = case["run_theirs"](theirs)
     params = pretrained.unflatten(flat)
-    return compare(case["run_ours"](params), expected)
+    return compare(run_ours(case["ours"], params, case["our_input"]), expected)
 
 
 def write_reference(name: str, case: dict, directory: str) -> list[str]:

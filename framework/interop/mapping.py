@@ -171,7 +171,7 @@ def flatten_heads(flat: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         value = np.asarray(value)
         if _QKV.search(key) and key.endswith("kernel") and value.ndim == 3:
             value = value.reshape(value.shape[0], -1)
-        elif _QKV.search(key) and value.ndim == 2:
+        elif _QKV.search(key) and key.endswith("bias") and value.ndim == 2:
             value = value.reshape(-1)
         elif _OUT.search(key) and value.ndim == 3:
             value = value.reshape(-1, value.shape[-1])
