@@ -207,9 +207,12 @@ def test_convert_checkpoint_cli(tmp_path, capsys):
     """transformers -> .npz (our names) -> transformers and timm, with the same params."""
     npz, hf, timm = (str(tmp_path / n) for n in ("vit.npz", "hf", "vit.safetensors"))
     convert_checkpoint.main(["--input", os.path.join(DATA, "transformers_vit"), "--output", npz])
-    convert_checkpoint.main(["--input", npz, "--output", hf, "--output_format", "hf"])
+    convert_checkpoint.main(["--input", npz, "--output", hf, "--output_format", "hf",
+                             "--mlp_activation", "gelu_exact"])
     convert_checkpoint.main(["--input", npz, "--output", timm])
     assert "model_type 'vit'" in capsys.readouterr().out
+    with open(os.path.join(hf, "config.json")) as f:
+        assert json.load(f)["hidden_act"] == "gelu"
     reference = hub.load_hf(os.path.join(DATA, "transformers_vit"))
     for path in (hf, timm):
         again = pretrained.load_flat_params(path)

@@ -57,6 +57,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="auto: .npz -> npz, .safetensors -> timm, else tessera")
     parser.add_argument("--num_frames", type=int, default=0, help="ViViT to transformers: "
                         "the clip length in frames")
+    parser.add_argument("--mlp_activation", default="gelu_tanh",
+                        choices=("gelu_tanh", "gelu_exact"), help="to transformers: the "
+                        "model's MLP activation (config.model.mlp_activation)")
     parser.add_argument("--config", default="", help="map onto this config's model")
     parser.add_argument("--adapter", default="default", help="INIT_ADAPTERS name")
     parser.add_argument("--source_prefix", default="", help="read only the input under this")
@@ -146,7 +149,8 @@ def write_params_only(flat: dict, workdir: str, source: str) -> None:
         checkpointer.close()
 
 
-def write_foreign(flat: dict, path: str, fmt: str, num_frames: int = 0) -> None:
+def write_foreign(flat: dict, path: str, fmt: str, num_frames: int = 0,
+                  mlp_activation: str = "gelu_tanh") -> None:
     """Writes our params `flat` as a transformers directory (`fmt` 'hf') or a timm
     `.safetensors` state dict ('timm') at `path`; prints what was written."""
     from framework.interop import hub
@@ -155,7 +159,8 @@ def write_foreign(flat: dict, path: str, fmt: str, num_frames: int = 0) -> None:
         raise FileExistsError(f"--output {path}: already exists; pick a new path (nothing was "
                               "written).")
     if fmt == "hf":
-        hints = {"num_frames": num_frames} if num_frames else {}
+        hints = {"mlp_activation": mlp_activation, **(
+            {"num_frames": num_frames} if num_frames else {})}
         print(f"transformers model_type {hub.save_hf(flat, path, **hints)!r}")
     else:
         hub.save_timm(flat, path)
@@ -219,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.output_format == "npz":
             write_npz(flat, args.output)
         elif args.output_format in ("hf", "timm"):
-            write_foreign(flat, args.output, args.output_format, args.num_frames)
+            write_foreign(flat, args.output, args.output_format, args.num_frames,
+                          args.mlp_activation)
         else:
             write_params_only(flat, args.output, args.input)
     if not args.dry_run:

@@ -16,8 +16,8 @@ import numpy as np
 from framework.interop import hub, mapping
 from framework.interop.mapping import Rule, conv, linear, norm, posemb_with_cls
 
-# Our MLP's activation (flax nn.gelu, the tanh approximation) in transformers' names.
-HF_GELU_TANH = "gelu_pytorch_tanh"
+# Our MLP's activations (framework.layers.mlp.ACTIVATIONS) in transformers' names.
+HIDDEN_ACT = {"gelu_tanh": "gelu_pytorch_tanh", "gelu_exact": "gelu"}
 LAYER_NORM_EPS = 1e-6
 
 
@@ -61,10 +61,15 @@ def vit_rules(prefix: str, depth: int, head: bool, keys: Sequence[str] = ()) -> 
     return rules + (linear("head", "classifier") if head else [])
 
 
-def encoder_config(flat: Mapping[str, np.ndarray], prefix: str = "") -> dict[str, Any]:
+def encoder_config(flat: Mapping[str, np.ndarray], prefix: str = "",
+                   mlp_activation: str = "gelu_tanh") -> dict[str, Any]:
     """Returns transformers' encoder fields (hidden_size, num_hidden_layers,
     num_attention_heads, intermediate_size, hidden_act, layer_norm_eps) read off our flat
-    params' encoder under `prefix` ("" or "img/"); the param shapes say everything."""
+    params' encoder under `prefix` ("" or "img/"); the param shapes say all but the MLP's
+    activation, `mlp_activation` (the model's, which the params cannot tell)."""
+    if mlp_activation not in HIDDEN_ACT:
+        raise mapping.MappingError(f"mlp_activation={mlp_activation!r}: use one of "
+                                   f"{', '.join(HIDDEN_ACT)}.")
     flat = mapping.unstack_scanned(flat)
     depth = mapping.count_layers(list(flat), rf"^{prefix}[^/]*/encoderblock_(\d+)/")
     block = next(k for k in flat if k.startswith(prefix) and "/encoderblock_0/" in k)
@@ -73,7 +78,7 @@ def encoder_config(flat: Mapping[str, np.ndarray], prefix: str = "") -> dict[str
     return {"hidden_size": int(query.shape[0]), "num_hidden_layers": depth,
             "num_attention_heads": int(query.shape[1]),
             "intermediate_size": int(flat[block + "MlpBlock_0/Dense_0/kernel"].shape[1]),
-            "hidden_act": HF_GELU_TANH, "layer_norm_eps": LAYER_NORM_EPS}
+            "hidden_act": HIDDEN_ACT[mlp_activation], "layer_norm_eps": LAYER_NORM_EPS}
 
 
 def square_side(tokens: int, what: str) -> int:
@@ -110,13 +115,14 @@ class HFViT(hub.HubModel):
         kernel = flat.get("embedding/kernel")
         return kernel is not None and kernel.ndim == 4 and "cls" in flat
 
-    def export(self, flat, **hints):
-        """Returns (their tensors, config.json dict) for our ViT `flat`."""
+    def export(self, flat, mlp_activation: str = "gelu_tanh", **hints):
+        """Returns (their tensors, config.json dict) for our ViT `flat` (whose MLP uses
+        `mlp_activation`)."""
         kernel = flat["embedding/kernel"]
         side = square_side(flat["pos_embedding"].shape[1], "pos_embedding")
         head = "head/kernel" in flat
         config = {"architectures": ["ViTForImageClassification" if head else "ViTModel"],
-                  "model_type": "vit", **encoder_config(flat),
+                  "model_type": "vit", **encoder_config(flat, "", mlp_activation),
                   "image_size": side * int(kernel.shape[0]), "patch_size": int(kernel.shape[0]),
                   "num_channels": int(kernel.shape[2]), "qkv_bias": True,
                   "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,

@@ -14,6 +14,7 @@ so a checkpoint of their model types needs that project imported.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from framework.registry import ConfigError
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 _MODELS: dict[str, HubModel] = {}
+log = logging.getLogger(__name__)
 
 
 class HubModel:
@@ -91,6 +93,10 @@ def load_hf(path: str) -> mapping.Converted:
             f"{os.path.join(path, CONFIG_FILE)}: model_type {model_type!r} is not one Tessera "
             f"reads ({', '.join(model_types())}; SigLIP and ViViT need their project imported, "
             "e.g. config.project='siglip').")
+    act = config.get("hidden_act", config.get("vision_config", {}).get("hidden_act"))
+    if act == "gelu":
+        log.warning("%s: hidden_act 'gelu' is the exact GELU; set the model's "
+                    "mlp_activation='gelu_exact' to reproduce its outputs.", path)
     tensors = safetensors_io.read_safetensors(os.path.join(path, WEIGHTS_FILE))
     try:
         rules = _MODELS[model_type].import_rules(config, list(tensors))
@@ -102,7 +108,8 @@ def load_hf(path: str) -> mapping.Converted:
 
 def save_hf(flat: Mapping[str, Any], path: str, **hints: Any) -> str:
     """Writes our flat params `flat` as a transformers directory `path` (created; must not
-    exist). `hints`: facts the params cannot tell (ViViT: num_frames). Returns the
+    exist). `hints`: facts the params cannot tell (mlp_activation, the model's; ViViT:
+    num_frames). Returns the
     model_type written. Raises MappingError when no registered family holds the model."""
     flat = {k: np.asarray(v) for k, v in flat.items()}
     found = [m for m in dict.fromkeys(_MODELS.values()) if m.matches(flat)]

@@ -56,6 +56,7 @@ class EncoderBlock(nn.Module):
       dtype / param_dtype: compute and storage dtypes.
       attention_implementation: passed through to `jax.nn.dot_product_attention`.
       attention_fn: optional attention core (see MultiHeadDotProductAttention).
+      mlp_activation: the MLP's, one of framework.layers.mlp.ACTIVATIONS.
     """
 
     mlp_dim: int | None
@@ -67,6 +68,7 @@ class EncoderBlock(nn.Module):
     param_dtype: Dtype = jnp.float32
     attention_implementation: str | None = None
     attention_fn: Any = None
+    mlp_activation: str = "gelu_tanh"
 
     @nn.compact
     def __call__(
@@ -100,6 +102,7 @@ class EncoderBlock(nn.Module):
         y = MlpBlock(
             mlp_dim=self.mlp_dim,
             dropout_rate=self.dropout_rate,
+            activation=self.mlp_activation,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
         )(y, deterministic=deterministic)
@@ -149,7 +152,8 @@ class Encoder(nn.Module):
       stochastic_depth: the largest drop-path rate; stochastic_depth_schedule: see above.
       remat: wrap each block in nn.remat; remat_policy: a name from REMAT_POLICIES or None.
       scan: nn.scan over layers (faster compiles for deep stacks).
-      dtype / param_dtype / attention_implementation / attention_fn: passed to every block.
+      dtype / param_dtype / attention_implementation / attention_fn / mlp_activation: passed
+        to every block.
     """
 
     depth: int
@@ -166,6 +170,7 @@ class Encoder(nn.Module):
     param_dtype: Dtype = jnp.float32
     attention_implementation: str | None = None
     attention_fn: Any = None
+    mlp_activation: str = "gelu_tanh"
 
     @nn.compact
     def __call__(
@@ -183,6 +188,7 @@ class Encoder(nn.Module):
             param_dtype=self.param_dtype,
             attention_implementation=self.attention_implementation,
             attention_fn=self.attention_fn,
+            mlp_activation=self.mlp_activation,
         )
         # None (no stochastic depth) keeps the rate a static 0 even under scan / remat.
         rates = self.drop_path_rates() if self.stochastic_depth else [None] * self.depth

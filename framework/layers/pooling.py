@@ -50,6 +50,7 @@ class MAPHead(nn.Module):
       num_heads: attention heads.
       mlp_dim: MLP hidden width (None -> 4 * D).
       dtype / param_dtype / attention_implementation: as in MultiHeadDotProductAttention.
+      mlp_activation: the MLP's (framework.layers.mlp.ACTIVATIONS).
     """
 
     num_heads: int
@@ -57,6 +58,7 @@ class MAPHead(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     attention_implementation: str | None = None
+    mlp_activation: str = "gelu_tanh"
 
     @nn.compact
     def __call__(
@@ -79,7 +81,8 @@ class MAPHead(nn.Module):
             attention_implementation=self.attention_implementation,
         )(probe, x, mask, deterministic=deterministic)
         y = layer_norm(self.dtype, self.param_dtype)(x)
-        x = x + MlpBlock(mlp_dim=self.mlp_dim, dtype=self.dtype, param_dtype=self.param_dtype)(
+        x = x + MlpBlock(mlp_dim=self.mlp_dim, activation=self.mlp_activation, dtype=self.dtype,
+                         param_dtype=self.param_dtype)(
             y, deterministic=deterministic
         )
         return x[:, 0]

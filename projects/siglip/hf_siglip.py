@@ -81,21 +81,25 @@ def _depth(keys, tower: str) -> int:
     return mapping.count_layers(keys, rf"^{tower}\.encoder\.layers\.(\d+)\.")
 
 
-def vision_config(flat: Mapping[str, np.ndarray], ours: str) -> dict:
+def vision_config(flat: Mapping[str, np.ndarray], ours: str,
+                  mlp_activation: str = "gelu_tanh") -> dict:
     """transformers' SiglipVisionConfig fields for our image tower under `ours`."""
     kernel = flat[f"{ours}embedding/kernel"]
     side = hf_vit.square_side(flat[f"{ours}pos_embedding"].shape[1], f"{ours}pos_embedding")
     if kernel.shape[0] != kernel.shape[1]:
         raise mapping.MappingError(f"{ours}embedding/kernel {kernel.shape}: transformers' "
                                    "SigLIP takes square patches only.")
-    return {"model_type": "siglip_vision_model", **hf_vit.encoder_config(flat, ours),
+    return {"model_type": "siglip_vision_model",
+            **hf_vit.encoder_config(flat, ours, mlp_activation),
             "image_size": side * int(kernel.shape[0]), "patch_size": int(kernel.shape[0]),
             "num_channels": int(kernel.shape[2]), "vision_use_head": True}
 
 
-def text_config(flat: Mapping[str, np.ndarray], ours: str) -> dict:
+def text_config(flat: Mapping[str, np.ndarray], ours: str,
+                mlp_activation: str = "gelu_tanh") -> dict:
     """transformers' SiglipTextConfig fields for our text tower under `ours`."""
-    return {"model_type": "siglip_text_model", **hf_vit.encoder_config(flat, ours),
+    return {"model_type": "siglip_text_model",
+            **hf_vit.encoder_config(flat, ours, mlp_activation),
             "vocab_size": int(flat[f"{ours}Embed_0/embedding"].shape[0]),
             "max_position_embeddings": int(flat[f"{ours}pos_embedding"].shape[1]),
             "projection_size": int(flat[f"{ours}head/kernel"].shape[1])}
@@ -122,15 +126,15 @@ class HFSiglip(hub.HubModel):
         """True for our two-tower model with SigLIP's MAP image tower and bias `b`."""
         return _is_vision(flat, "img/") and "txt/Embed_0/embedding" in flat and "b" in flat
 
-    def export(self, flat, **hints):
+    def export(self, flat, mlp_activation: str = "gelu_tanh", **hints):
         """Returns (their tensors, config.json dict) of a SiglipModel."""
         depths = {t: hf_vit.encoder_config(flat, p)["num_hidden_layers"]
                   for t, p in ((VISION, "img/"), (TEXT, "txt/"))}
         rules = [*vision_rules("img/", depths[VISION]), *text_rules("txt/", depths[TEXT]),
                  copy("t", "logit_scale"), copy("b", "logit_bias")]
         config = {"architectures": ["SiglipModel"], "model_type": "siglip",
-                  "vision_config": vision_config(flat, "img/"),
-                  "text_config": text_config(flat, "txt/")}
+                  "vision_config": vision_config(flat, "img/", mlp_activation),
+                  "text_config": text_config(flat, "txt/", mlp_activation)}
         return mapping.export_params(flat, rules, "a transformers SigLIP"), config
 
 
@@ -148,9 +152,10 @@ class HFSiglipVision(hub.HubModel):
         """True for our ViT with MAP pooling and no class token or head."""
         return _is_vision(flat, "") and "head/kernel" not in flat
 
-    def export(self, flat, **hints):
+    def export(self, flat, mlp_activation: str = "gelu_tanh", **hints):
         """Returns (their tensors, config.json dict) of a SiglipVisionModel."""
-        config = {"architectures": ["SiglipVisionModel"], **vision_config(flat, "")}
+        config = {"architectures": ["SiglipVisionModel"],
+                  **vision_config(flat, "", mlp_activation)}
         rules = vision_rules("", config["num_hidden_layers"])
         return mapping.export_params(flat, rules, "a transformers SigLIP vision model"), config
 
@@ -169,9 +174,9 @@ class HFSiglipText(hub.HubModel):
         """True for our TextTransformer with a head."""
         return "Embed_0/embedding" in flat and "head/kernel" in flat
 
-    def export(self, flat, **hints):
+    def export(self, flat, mlp_activation: str = "gelu_tanh", **hints):
         """Returns (their tensors, config.json dict) of a SiglipTextModel."""
-        config = {"architectures": ["SiglipTextModel"], **text_config(flat, "")}
+        config = {"architectures": ["SiglipTextModel"], **text_config(flat, "", mlp_activation)}
         rules = text_rules("", config["num_hidden_layers"])
         return mapping.export_params(flat, rules, "a transformers SigLIP text model"), config
 
