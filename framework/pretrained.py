@@ -473,7 +473,8 @@ def format_report(report: LoadReport, max_unused: int = 20) -> str:
     for key, note, _, shape in report.rows:
         lines.append(f"{key:<{width}}  {note:<40}  {shape}")
     summary = ", ".join(f"{report.count(p)} {p}" for p in ("loaded", "reshaped", "resized",
-                                                             "inflated", "init"))
+                                                             "inflated", "init")
+                        if p != "reshaped" or report.count(p))  # Only other libraries' layouts.
     lines.append(f"-- {summary}; {len(report.unused)} checkpoint entries unused")
     for key in report.unused[:max_unused]:
         lines.append(f"   unused: {key}")

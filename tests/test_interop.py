@@ -27,13 +27,13 @@ from tools import convert_checkpoint, interop_check
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "interop")
 TINY = interop_check.SIZES["tiny"]
-# Reference name -> (our model kind, the file Tessera reads).
+# Reference name -> (our model kind, the file Tessera reads, LayerNorm epsilon).
 REFERENCES = {
-    "transformers_vit": ("vit", "transformers_vit"),
-    "transformers_siglip": ("siglip", "transformers_siglip"),
-    "transformers_vivit": ("vivit", "transformers_vivit"),
-    "timm_vit": ("vit", "timm_vit.safetensors"),
-    "open_clip_siglip": ("siglip", "open_clip_siglip.params.npz"),
+    "transformers_vit": ("vit", "transformers_vit", 1e-12),  # The Hub's ViT setting.
+    "transformers_siglip": ("siglip", "transformers_siglip", 1e-6),
+    "transformers_vivit": ("vivit", "transformers_vivit", 1e-6),
+    "timm_vit": ("vit", "timm_vit.safetensors", 1e-6),
+    "open_clip_siglip": ("siglip", "open_clip_siglip.params.npz", 1e-6),
 }
 
 
@@ -45,12 +45,12 @@ def shapes(model, inputs):
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_reference_outputs(name):
     """Ours, loaded from the library's checkpoint, reproduces the library's outputs."""
-    kind, file = REFERENCES[name]
+    kind, file, eps = REFERENCES[name]
     with np.load(os.path.join(DATA, f"{name}.expected.npz")) as data:
         recorded = {k: data[k] for k in data.files}
     inputs = {k.split("/", 1)[1]: v for k, v in recorded.items() if k.startswith("input/")}
     inputs = inputs.get("input", inputs)
-    model, _ = interop_check.our_model(kind, TINY)
+    model, _ = interop_check.our_model(kind, TINY, eps=eps)
     params, report = interop_check.load_ours(model, inputs, os.path.join(DATA, file))
     ours = interop_check.run_ours(model, params, inputs)
     for key, value in recorded.items():
@@ -208,11 +208,12 @@ def test_convert_checkpoint_cli(tmp_path, capsys):
     npz, hf, timm = (str(tmp_path / n) for n in ("vit.npz", "hf", "vit.safetensors"))
     convert_checkpoint.main(["--input", os.path.join(DATA, "transformers_vit"), "--output", npz])
     convert_checkpoint.main(["--input", npz, "--output", hf, "--output_format", "hf",
-                             "--mlp_activation", "gelu_exact"])
+                             "--mlp_activation", "gelu_exact", "--layer_norm_eps", "1e-12"])
     convert_checkpoint.main(["--input", npz, "--output", timm])
     assert "model_type 'vit'" in capsys.readouterr().out
     with open(os.path.join(hf, "config.json")) as f:
-        assert json.load(f)["hidden_act"] == "gelu"
+        config = json.load(f)
+    assert (config["hidden_act"], config["layer_norm_eps"]) == ("gelu", 1e-12)
     reference = hub.load_hf(os.path.join(DATA, "transformers_vit"))
     for path in (hf, timm):
         again = pretrained.load_flat_params(path)

@@ -60,6 +60,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--mlp_activation", default="gelu_tanh",
                         choices=("gelu_tanh", "gelu_exact"), help="to transformers: the "
                         "model's MLP activation (config.model.mlp_activation)")
+    parser.add_argument("--layer_norm_eps", type=float, default=1e-6, help="to transformers: "
+                        "the model's LayerNorm epsilon (config.model.layer_norm_eps)")
     parser.add_argument("--config", default="", help="map onto this config's model")
     parser.add_argument("--adapter", default="default", help="INIT_ADAPTERS name")
     parser.add_argument("--source_prefix", default="", help="read only the input under this")
@@ -149,18 +151,16 @@ def write_params_only(flat: dict, workdir: str, source: str) -> None:
         checkpointer.close()
 
 
-def write_foreign(flat: dict, path: str, fmt: str, num_frames: int = 0,
-                  mlp_activation: str = "gelu_tanh") -> None:
-    """Writes our params `flat` as a transformers directory (`fmt` 'hf') or a timm
-    `.safetensors` state dict ('timm') at `path`; prints what was written."""
+def write_foreign(flat: dict, path: str, fmt: str, **hints: Any) -> None:
+    """Writes our params `flat` as a transformers directory (`fmt` 'hf'; `hints`: the
+    model's mlp_activation, layer_norm_eps, num_frames (ViViT)) or a timm `.safetensors`
+    state dict ('timm') at `path`; prints what was written."""
     from framework.interop import hub
 
     if os.path.exists(path):
         raise FileExistsError(f"--output {path}: already exists; pick a new path (nothing was "
                               "written).")
     if fmt == "hf":
-        hints = {"mlp_activation": mlp_activation, **(
-            {"num_frames": num_frames} if num_frames else {})}
         print(f"transformers model_type {hub.save_hf(flat, path, **hints)!r}")
     else:
         hub.save_timm(flat, path)
@@ -224,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.output_format == "npz":
             write_npz(flat, args.output)
         elif args.output_format in ("hf", "timm"):
-            write_foreign(flat, args.output, args.output_format, args.num_frames,
-                          args.mlp_activation)
+            write_foreign(flat, args.output, args.output_format, num_frames=args.num_frames,
+                          mlp_activation=args.mlp_activation,
+                          layer_norm_eps=args.layer_norm_eps)
         else:
             write_params_only(flat, args.output, args.input)
     if not args.dry_run:

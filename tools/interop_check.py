@@ -124,9 +124,9 @@ def to_numpy(x) -> np.ndarray:
 # Our side (no torch: the suite uses these with the reference files).
 
 
-def our_model(kind: str, s: dict, seed: int = 1):
+def our_model(kind: str, s: dict, seed: int = 1, eps: float = 1e-6):
     """Returns (our flax model, a random input for it) for `kind` 'vit', 'siglip' or 'vivit'
-    at sizes `s` (an entry of SIZES)."""
+    at sizes `s` (an entry of SIZES); `eps`: the ViT's LayerNorm epsilon."""
     rng = np.random.default_rng(seed)
     tower = dict(hidden_size=s["hidden"], depth=s["depth"], num_heads=s["heads"],
                  mlp_dim=s["mlp"])
@@ -136,7 +136,7 @@ def our_model(kind: str, s: dict, seed: int = 1):
 
         # The exact GELU, as the Hub's ViT checkpoints and timm's ViTs.
         return ViT(num_classes=s["classes"], patch_size=(s["patch"],) * 2,
-                   mlp_activation="gelu_exact", **tower), image
+                   mlp_activation="gelu_exact", layer_norm_eps=eps, **tower), image
     if kind == "siglip":
         from framework.models.two_tower import TwoTower
 
@@ -174,14 +174,14 @@ def vit_case(s: dict) -> dict:
     import torch
     import transformers
 
-    ours, image = our_model("vit", s)
+    ours, image = our_model("vit", s, eps=1e-12)
     config = transformers.ViTConfig(
         hidden_size=s["hidden"], num_hidden_layers=s["depth"], num_attention_heads=s["heads"],
         intermediate_size=s["mlp"], image_size=s["image"], patch_size=s["patch"],
         num_labels=s["classes"])  # The Hub's ViT settings: exact GELU, LayerNorm eps 1e-12.
     return dict(
         ours=ours, our_input=image, model_class=transformers.ViTForImageClassification,
-        export_hints={"mlp_activation": "gelu_exact"},
+        export_hints={"mlp_activation": "gelu_exact", "layer_norm_eps": 1e-12},
         build=lambda: transformers.ViTForImageClassification(config),
         run_theirs=lambda m: {"logits": to_numpy(m(pixel_values=torch.from_numpy(
             image.transpose(0, 3, 1, 2))).logits)})

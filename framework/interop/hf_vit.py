@@ -18,7 +18,6 @@ from framework.interop.mapping import Rule, conv, linear, norm, posemb_with_cls
 
 # Our MLP's activations (framework.layers.mlp.ACTIVATIONS) in transformers' names.
 HIDDEN_ACT = {"gelu_tanh": "gelu_pytorch_tanh", "gelu_exact": "gelu"}
-LAYER_NORM_EPS = 1e-6
 
 
 # Layer names: the Hub's checkpoints (and transformers 4) and transformers 5's own.
@@ -62,11 +61,12 @@ def vit_rules(prefix: str, depth: int, head: bool, keys: Sequence[str] = ()) -> 
 
 
 def encoder_config(flat: Mapping[str, np.ndarray], prefix: str = "",
-                   mlp_activation: str = "gelu_tanh") -> dict[str, Any]:
+                   mlp_activation: str = "gelu_tanh", layer_norm_eps: float = 1e-6,
+                   **other_hints: Any) -> dict[str, Any]:
     """Returns transformers' encoder fields (hidden_size, num_hidden_layers,
     num_attention_heads, intermediate_size, hidden_act, layer_norm_eps) read off our flat
-    params' encoder under `prefix` ("" or "img/"); the param shapes say all but the MLP's
-    activation, `mlp_activation` (the model's, which the params cannot tell)."""
+    params' encoder under `prefix` ("" or "img/"); the param shapes say all but the model's
+    `mlp_activation` and `layer_norm_eps` (export hints; `other_hints` are not ours)."""
     if mlp_activation not in HIDDEN_ACT:
         raise mapping.MappingError(f"mlp_activation={mlp_activation!r}: use one of "
                                    f"{', '.join(HIDDEN_ACT)}.")
@@ -78,7 +78,7 @@ def encoder_config(flat: Mapping[str, np.ndarray], prefix: str = "",
     return {"hidden_size": int(query.shape[0]), "num_hidden_layers": depth,
             "num_attention_heads": int(query.shape[1]),
             "intermediate_size": int(flat[block + "MlpBlock_0/Dense_0/kernel"].shape[1]),
-            "hidden_act": HIDDEN_ACT[mlp_activation], "layer_norm_eps": LAYER_NORM_EPS}
+            "hidden_act": HIDDEN_ACT[mlp_activation], "layer_norm_eps": float(layer_norm_eps)}
 
 
 def square_side(tokens: int, what: str) -> int:
@@ -115,14 +115,14 @@ class HFViT(hub.HubModel):
         kernel = flat.get("embedding/kernel")
         return kernel is not None and kernel.ndim == 4 and "cls" in flat
 
-    def export(self, flat, mlp_activation: str = "gelu_tanh", **hints):
-        """Returns (their tensors, config.json dict) for our ViT `flat` (whose MLP uses
-        `mlp_activation`)."""
+    def export(self, flat, **hints):
+        """Returns (their tensors, config.json dict) for our ViT `flat` (hints: its
+        mlp_activation and layer_norm_eps)."""
         kernel = flat["embedding/kernel"]
         side = square_side(flat["pos_embedding"].shape[1], "pos_embedding")
         head = "head/kernel" in flat
         config = {"architectures": ["ViTForImageClassification" if head else "ViTModel"],
-                  "model_type": "vit", **encoder_config(flat, "", mlp_activation),
+                  "model_type": "vit", **encoder_config(flat, "", **hints),
                   "image_size": side * int(kernel.shape[0]), "patch_size": int(kernel.shape[0]),
                   "num_channels": int(kernel.shape[2]), "qkv_bias": True,
                   "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,

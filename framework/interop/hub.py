@@ -93,10 +93,7 @@ def load_hf(path: str) -> mapping.Converted:
             f"{os.path.join(path, CONFIG_FILE)}: model_type {model_type!r} is not one Tessera "
             f"reads ({', '.join(model_types())}; SigLIP and ViViT need their project imported, "
             "e.g. config.project='siglip').")
-    act = config.get("hidden_act", config.get("vision_config", {}).get("hidden_act"))
-    if act == "gelu":
-        log.warning("%s: hidden_act 'gelu' is the exact GELU; set the model's "
-                    "mlp_activation='gelu_exact' to reproduce its outputs.", path)
+    _note_settings(config, path)
     tensors = safetensors_io.read_safetensors(os.path.join(path, WEIGHTS_FILE))
     try:
         rules = _MODELS[model_type].import_rules(config, list(tensors))
@@ -106,10 +103,23 @@ def load_hf(path: str) -> mapping.Converted:
     return mapping.import_params(tensors, rules, path)
 
 
+def _note_settings(config: dict, path: str) -> None:
+    """Logs the config.json settings our model must share to reproduce the checkpoint's
+    outputs (the exact GELU, another LayerNorm epsilon), as model fields to set."""
+    settings = {**config.get("vision_config", {}), **config}
+    if settings.get("hidden_act") == "gelu":
+        log.warning("%s: hidden_act 'gelu' is the exact GELU; set the model's "
+                    "mlp_activation='gelu_exact' to reproduce its outputs.", path)
+    eps = settings.get("layer_norm_eps", 1e-6)
+    if eps != 1e-6:
+        log.warning("%s: layer_norm_eps=%g; set the model's layer_norm_eps=%g to reproduce its "
+                    "outputs.", path, eps, eps)
+
+
 def save_hf(flat: Mapping[str, Any], path: str, **hints: Any) -> str:
     """Writes our flat params `flat` as a transformers directory `path` (created; must not
-    exist). `hints`: facts the params cannot tell (mlp_activation, the model's; ViViT:
-    num_frames). Returns the
+    exist). `hints`: facts the params cannot tell (the model's mlp_activation and
+    layer_norm_eps; ViViT: num_frames). Returns the
     model_type written. Raises MappingError when no registered family holds the model."""
     flat = {k: np.asarray(v) for k, v in flat.items()}
     found = [m for m in dict.fromkeys(_MODELS.values()) if m.matches(flat)]

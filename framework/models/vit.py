@@ -50,6 +50,8 @@ class ViT(nn.Module):
       attention_implementation: passed to jax.nn.dot_product_attention (None, 'xla', 'cudnn').
       mlp_activation: 'gelu_tanh' (big_vision) or 'gelu_exact' (timm and the Hub's ViT
         checkpoints, whose outputs it reproduces).
+      layer_norm_eps: the LayerNorms' epsilon (big_vision and timm 1e-6; the Hub's ViT
+        checkpoints 1e-12).
     """
 
     num_classes: int | None = None
@@ -72,6 +74,7 @@ class ViT(nn.Module):
     representation_size: int | None = None
     attention_implementation: str | None = None
     mlp_activation: str = "gelu_tanh"
+    layer_norm_eps: float = 1e-6
 
     @nn.compact
     def __call__(
@@ -128,6 +131,7 @@ class ViT(nn.Module):
             param_dtype=param_dtype,
             attention_implementation=self.attention_implementation,
             mlp_activation=self.mlp_activation,
+            layer_norm_eps=self.layer_norm_eps,
             name="Transformer",
         )(x, deterministic=not train)
 
@@ -139,6 +143,7 @@ class ViT(nn.Module):
                 param_dtype=param_dtype,
                 attention_implementation=self.attention_implementation,
                 mlp_activation=self.mlp_activation,
+                layer_norm_eps=self.layer_norm_eps,
             )(x, deterministic=not train)
         else:
             x = pool_tokens(x, self.pool_type)

@@ -82,7 +82,7 @@ def _depth(keys, tower: str) -> int:
 
 
 def vision_config(flat: Mapping[str, np.ndarray], ours: str,
-                  mlp_activation: str = "gelu_tanh") -> dict:
+                  **hints) -> dict:
     """transformers' SiglipVisionConfig fields for our image tower under `ours`."""
     kernel = flat[f"{ours}embedding/kernel"]
     side = hf_vit.square_side(flat[f"{ours}pos_embedding"].shape[1], f"{ours}pos_embedding")
@@ -90,16 +90,16 @@ def vision_config(flat: Mapping[str, np.ndarray], ours: str,
         raise mapping.MappingError(f"{ours}embedding/kernel {kernel.shape}: transformers' "
                                    "SigLIP takes square patches only.")
     return {"model_type": "siglip_vision_model",
-            **hf_vit.encoder_config(flat, ours, mlp_activation),
+            **hf_vit.encoder_config(flat, ours, **hints),
             "image_size": side * int(kernel.shape[0]), "patch_size": int(kernel.shape[0]),
             "num_channels": int(kernel.shape[2]), "vision_use_head": True}
 
 
 def text_config(flat: Mapping[str, np.ndarray], ours: str,
-                mlp_activation: str = "gelu_tanh") -> dict:
+                **hints) -> dict:
     """transformers' SiglipTextConfig fields for our text tower under `ours`."""
     return {"model_type": "siglip_text_model",
-            **hf_vit.encoder_config(flat, ours, mlp_activation),
+            **hf_vit.encoder_config(flat, ours, **hints),
             "vocab_size": int(flat[f"{ours}Embed_0/embedding"].shape[0]),
             "max_position_embeddings": int(flat[f"{ours}pos_embedding"].shape[1]),
             "projection_size": int(flat[f"{ours}head/kernel"].shape[1])}
@@ -126,15 +126,15 @@ class HFSiglip(hub.HubModel):
         """True for our two-tower model with SigLIP's MAP image tower and bias `b`."""
         return _is_vision(flat, "img/") and "txt/Embed_0/embedding" in flat and "b" in flat
 
-    def export(self, flat, mlp_activation: str = "gelu_tanh", **hints):
+    def export(self, flat, **hints):
         """Returns (their tensors, config.json dict) of a SiglipModel."""
         depths = {t: hf_vit.encoder_config(flat, p)["num_hidden_layers"]
                   for t, p in ((VISION, "img/"), (TEXT, "txt/"))}
         rules = [*vision_rules("img/", depths[VISION]), *text_rules("txt/", depths[TEXT]),
                  copy("t", "logit_scale"), copy("b", "logit_bias")]
         config = {"architectures": ["SiglipModel"], "model_type": "siglip",
-                  "vision_config": vision_config(flat, "img/", mlp_activation),
-                  "text_config": text_config(flat, "txt/", mlp_activation)}
+                  "vision_config": vision_config(flat, "img/", **hints),
+                  "text_config": text_config(flat, "txt/", **hints)}
         return mapping.export_params(flat, rules, "a transformers SigLIP"), config
 
 
@@ -152,10 +152,10 @@ class HFSiglipVision(hub.HubModel):
         """True for our ViT with MAP pooling and no class token or head."""
         return _is_vision(flat, "") and "head/kernel" not in flat
 
-    def export(self, flat, mlp_activation: str = "gelu_tanh", **hints):
+    def export(self, flat, **hints):
         """Returns (their tensors, config.json dict) of a SiglipVisionModel."""
         config = {"architectures": ["SiglipVisionModel"],
-                  **vision_config(flat, "", mlp_activation)}
+                  **vision_config(flat, "", **hints)}
         rules = vision_rules("", config["num_hidden_layers"])
         return mapping.export_params(flat, rules, "a transformers SigLIP vision model"), config
 
@@ -174,9 +174,9 @@ class HFSiglipText(hub.HubModel):
         """True for our TextTransformer with a head."""
         return "Embed_0/embedding" in flat and "head/kernel" in flat
 
-    def export(self, flat, mlp_activation: str = "gelu_tanh", **hints):
+    def export(self, flat, **hints):
         """Returns (their tensors, config.json dict) of a SiglipTextModel."""
-        config = {"architectures": ["SiglipTextModel"], **text_config(flat, "", mlp_activation)}
+        config = {"architectures": ["SiglipTextModel"], **text_config(flat, "", **hints)}
         rules = text_rules("", config["num_hidden_layers"])
         return mapping.export_params(flat, rules, "a transformers SigLIP text model"), config
 

@@ -30,8 +30,7 @@ class HFVivit(hub.HubModel):
                 and not any(k.startswith(("SpatialTransformer/", "temporal_")) for k in flat)
                 and not any("_time/" in k or "_space/" in k for k in flat))
 
-    def export(self, flat, num_frames: int | None = None, mlp_activation: str = "gelu_tanh",
-               **hints):
+    def export(self, flat, num_frames: int | None = None, **hints):
         """Returns (their tensors, config.json dict). `num_frames`: the clip length in
         frames, which the params cannot tell apart from the image size."""
         kernel = flat["embedding/kernel"]
@@ -51,7 +50,7 @@ class HFVivit(hub.HubModel):
                                        "takes square tubelets only.")
         head = "head/kernel" in flat
         config = {"architectures": ["VivitForVideoClassification" if head else "VivitModel"],
-                  "model_type": "vivit", **hf_vit.encoder_config(flat, "", mlp_activation),
+                  "model_type": "vivit", **hf_vit.encoder_config(flat, "", **hints),
                   "image_size": side * ph, "num_frames": num_frames,
                   "tubelet_size": [pt, ph, pw], "num_channels": channels, "qkv_bias": True,
                   "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
