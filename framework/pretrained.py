@@ -11,10 +11,11 @@ Reading a checkpoint (`load_flat_params(path, format)` -> {"a/b/c": np.ndarray})
     `optimizer/target`. msgpack, no pickle.
   - 'hf': a Hugging Face `transformers` directory (config.json + model.safetensors) of a
     model_type that framework.interop reads (vit; siglip and vivit with their project).
-  - 'timm': a timm ViT state dict `.safetensors`.
+  - 'safetensors': a PyTorch state dict `.safetensors` of a timm ViT (or, with
+    projects.siglip imported, an open_clip SigLIP).
   - 'auto': a transformers directory -> hf, another directory -> tessera, `*.npz` -> npz,
-    `*.safetensors` -> timm, any other file -> scenic.
-  hf and timm params come renamed to ours, attention projections in 2D (split into heads
+    `*.safetensors` -> safetensors, any other file -> scenic.
+  hf and safetensors params come renamed to ours, attention projections in 2D (split into heads
   when loaded: "reshaped"); the report says which of their keys each came from.
 
 Mapping it into the model: an adapter (registry INIT_ADAPTERS, `config.init_from.adapter`)
@@ -54,7 +55,7 @@ from framework.tree_paths import key_names
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("auto", "tessera", "npz", "scenic", "hf", "timm")
+FORMATS = ("auto", "tessera", "npz", "scenic", "hf", "safetensors")
 Flat = dict[str, np.ndarray]
 
 
@@ -101,7 +102,8 @@ def flatten_tree(tree: Any) -> dict[str, Any]:
 
 
 def detect_format(path: str) -> str:
-    """Returns 'hf', 'tessera', 'npz', 'timm' or 'scenic' for `path` (module docstring)."""
+    """Returns 'hf', 'tessera', 'npz', 'safetensors' or 'scenic' for `path` (module
+    docstring)."""
     from framework.interop import hub
 
     if os.path.isdir(path):
@@ -109,7 +111,7 @@ def detect_format(path: str) -> str:
     if path.endswith(".npz"):
         return "npz"
     if path.endswith(".safetensors"):
-        return "timm"
+        return "safetensors"
     return "scenic"
 
 
@@ -130,7 +132,7 @@ def load_flat_params(path: str, fmt: str = "auto") -> Flat:
     from framework.interop import hub
 
     loader = {"tessera": _load_tessera, "npz": _load_npz, "scenic": _load_scenic,
-              "hf": hub.load_hf, "timm": hub.load_timm}[fmt]
+              "hf": hub.load_hf, "safetensors": hub.load_state_dict}[fmt]
     try:
         flat = loader(path)
     except ConfigError:

@@ -1,5 +1,5 @@
 """Convert checkpoints: big_vision `.npz` / Scenic msgpack / Tessera / Hugging Face
-`transformers` / timm <-> Tessera / `.npz` / `transformers` / timm.
+`transformers` / timm / open_clip <-> Tessera / `.npz` / `transformers` / timm.
 
     # Any checkpoint -> a Tessera workdir for a config (eval it, or train on from step 0):
     python -m tools.convert_checkpoint --input vit_b16.npz --config FILE.py[:ARG] \\
@@ -18,8 +18,8 @@
 
 Checkpoints are read by framework.pretrained (`--input_format` auto: a directory with
 config.json and model.safetensors is a transformers checkpoint, another directory a Tessera
-one, `*.npz` big_vision, `*.safetensors` timm, any other file a Scenic/flax msgpack
-checkpoint; no pickle anywhere). transformers and timm checkpoints are renamed to our
+one, `*.npz` big_vision, `*.safetensors` a timm ViT or open_clip SigLIP state dict, any other
+file a Scenic/flax msgpack checkpoint; no pickle anywhere). Those are renamed to our
 layout (framework.interop); their attention projections stay 2D until loaded into a model.
 With `--config`, the params are mapped onto the config's model by the
 same adapters as `config.init_from` (resizing position embeddings, inflating 2D kernels,
@@ -38,7 +38,7 @@ from typing import Any
 
 from tools import cli
 
-FORMATS = ("auto", "tessera", "npz", "scenic", "hf", "timm")  # framework.pretrained.FORMATS
+FORMATS = ("auto", "tessera", "npz", "scenic", "hf", "safetensors")  # framework.pretrained.FORMATS
 OUTPUT_FORMATS = ("auto", "tessera", "npz", "hf", "timm")
 
 

@@ -124,9 +124,11 @@ def to_numpy(x) -> np.ndarray:
 # Our side (no torch: the suite uses these with the reference files).
 
 
-def our_model(kind: str, s: dict, seed: int = 1, eps: float = 1e-6):
+def our_model(kind: str, s: dict, seed: int = 1, eps: float = 1e-6,
+              activation: str = "gelu_tanh"):
     """Returns (our flax model, a random input for it) for `kind` 'vit', 'siglip' or 'vivit'
-    at sizes `s` (an entry of SIZES); `eps`: the ViT's LayerNorm epsilon."""
+    at sizes `s` (an entry of SIZES); `eps`: the ViT's LayerNorm epsilon; `activation`:
+    SigLIP's MLP activation (the ViT's is the exact GELU)."""
     rng = np.random.default_rng(seed)
     tower = dict(hidden_size=s["hidden"], depth=s["depth"], num_heads=s["heads"],
                  mlp_dim=s["mlp"])
@@ -140,6 +142,7 @@ def our_model(kind: str, s: dict, seed: int = 1, eps: float = 1e-6):
     if kind == "siglip":
         from framework.models.two_tower import TwoTower
 
+        tower = dict(tower, mlp_activation=activation)
         model = TwoTower(image=dict(tower, patch_size=(s["patch"],) * 2, pool_type="map"),
                          text=dict(tower, vocab_size=s["vocab"], pool_type="last"),
                          out_dim=(None, s["hidden"]), temperature_init=10.0, bias_init=-10.0)
@@ -254,8 +257,9 @@ def open_clip_case(s: dict, size: str) -> dict:
     import open_clip
     import torch
 
-    case = siglip_case(s)
-    batch = case["our_input"]
+    # open_clip runs both towers with the exact GELU (big_vision trained them with tanh's).
+    ours, batch = our_model("siglip", s, activation="gelu_exact")
+    case = dict(siglip_case(s), ours=ours, our_input=batch)
     if size == "full":
         name, cfg = "ViT-B-16-SigLIP", None
     else:
@@ -307,7 +311,7 @@ LABELS = {
     "transformers_vivit": ("transformers VivitForVideoClassification", "ViViT-B/16x2 model 1",
                            "hf"),
     "timm_vit": ("timm", "vit_base_patch16_224", "timm"),
-    "open_clip_siglip": ("open_clip", "ViT-B-16-SigLIP", "npz"),
+    "open_clip_siglip": ("open_clip", "ViT-B-16-SigLIP", "open_clip"),
 }
 
 
@@ -324,11 +328,10 @@ def write_theirs(name: str, model, path: str) -> str:
     if kind == "hf":
         model.save_pretrained(path, safe_serialization=True)
         return path
-    if kind == "timm":
-        file = os.path.join(path + ".safetensors")
+    if kind in ("timm", "open_clip"):  # A state dict.
+        file = path + ".safetensors"
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, file)
         return file
-    raise ValueError(f"{name}: no import direction")
 
 
 def check_import(name: str, case: dict, tmp: str) -> dict:
@@ -382,9 +385,24 @@ def check_export(name: str, case: dict, tmp: str) -> dict:
     return compare(run_ours(case["ours"], params, case["our_input"]), expected)
 
 
+def record(model, case: dict, path: str) -> str:
+    """Writes the case's input and their `model`'s outputs on it to `path` (.npz)."""
+    import torch
+
+    with torch.no_grad():
+        outputs = case["run_theirs"](model)
+    inputs = case["our_input"]
+    inputs = inputs if isinstance(inputs, dict) else {"input": inputs}
+    np.savez(path, **{f"input/{k}": v for k, v in inputs.items()},
+             **{f"output/{k}": v for k, v in outputs.items()})
+    return path
+
+
 def write_reference(name: str, case: dict, directory: str) -> list[str]:
-    """Writes the library's random tiny checkpoint (its format) and its outputs on the
-    case's input to `directory`; returns the files written."""
+    """Writes the library's random tiny checkpoint in its format (NAME/ or NAME.safetensors)
+    and its outputs (NAME.expected.npz) to `directory`; for open_clip also our random tiny
+    .npz (NAME.params.npz) and open_clip's outputs after its own loader read it
+    (NAME_npz.expected.npz). Returns the files written."""
     import torch
 
     from framework import pretrained
@@ -392,32 +410,25 @@ def write_reference(name: str, case: dict, directory: str) -> list[str]:
     torch.manual_seed(0)
     theirs = case["build"]().eval()
     randomize(theirs, 0)
-    kind = LABELS[name][2]
-    if kind == "npz":  # open_clip reads ours: record its output on our tiny checkpoint.
+    target = os.path.join(directory, name)
+    shutil.rmtree(target, ignore_errors=True)
+    path = write_theirs(name, theirs, target)
+    files = [path]
+    if os.path.isdir(path):  # Keep only what Tessera reads.
+        files = [os.path.join(path, f) for f in ("config.json", "model.safetensors")]
+        for extra in set(os.listdir(path)) - {"config.json", "model.safetensors"}:
+            os.remove(os.path.join(path, extra))
+    files.append(record(theirs, case, os.path.join(directory, f"{name}.expected.npz")))
+    if LABELS[name][2] == "open_clip":
         import open_clip
 
-        flat = our_params(case["ours"], case["our_input"], seed=1)
         checkpoint = os.path.join(directory, f"{name}.params.npz")
+        flat = our_params(case["ours"], case["our_input"], seed=1)
         pretrained.save_npz(checkpoint, pretrained.unflatten(flat))
         open_clip.convert.load_big_vision_weights(theirs, checkpoint)
-        files = [checkpoint]
-    else:
-        target = os.path.join(directory, name)
-        shutil.rmtree(target, ignore_errors=True)
-        path = write_theirs(name, theirs, target)
-        files = [path]
-        if os.path.isdir(path):  # Keep only what Tessera reads.
-            files = [os.path.join(path, f) for f in ("config.json", "model.safetensors")]
-            for extra in set(os.listdir(path)) - {"config.json", "model.safetensors"}:
-                os.remove(os.path.join(path, extra))
-    with torch.no_grad():
-        outputs = case["run_theirs"](theirs)
-    inputs = case["our_input"]
-    inputs = inputs if isinstance(inputs, dict) else {"input": inputs}
-    expected = os.path.join(directory, f"{name}.expected.npz")
-    np.savez(expected, **{f"input/{k}": v for k, v in inputs.items()},
-             **{f"output/{k}": v for k, v in outputs.items()})
-    return files + [expected]
+        files += [checkpoint, record(theirs.eval(), case,
+                                     os.path.join(directory, f"{name}_npz.expected.npz"))]
+    return files
 
 
 # ---------------------------------------------------------------------------------------
@@ -464,8 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.only:
             library, model, kind = LABELS[name]
             case = CASES[name](SIZES[args.size], args.size)
-            directions = ("export",) if kind == "npz" else ("import", "export")
-            for direction in directions:
+            for direction in ("import", "export"):
                 t0 = time.time()
                 check = check_import if direction == "import" else check_export
                 result = check(name, case, tmp)

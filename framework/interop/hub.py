@@ -1,9 +1,9 @@
-"""Hugging Face `transformers` checkpoint directories and timm `.safetensors` files.
+"""Hugging Face `transformers` checkpoint directories and `.safetensors` state dicts.
 
     load_hf(DIR)        -> Converted {our key: array} (DIR holds config.json, model.safetensors)
     save_hf(flat, DIR)  writes config.json + model.safetensors that `from_pretrained` loads
-    load_timm(FILE)     -> Converted, from a timm ViT state dict (.safetensors)
-    save_timm(flat, FILE)
+    load_state_dict(FILE) -> Converted, from a timm ViT (or open_clip SigLIP) .safetensors
+    save_timm(flat, FILE) writes our ViT as a timm state dict
 
 A `HubModel` per transformers model_type says how its tensors map onto ours (`mapping.Rule`
 lists) and back; `register` adds one. The plain ViT's is registered by framework.interop
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from framework.registry import ConfigError
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 _MODELS: dict[str, HubModel] = {}
+_STATE_DICTS: dict[str, Callable[[list[str], str], list]] = {}
 log = logging.getLogger(__name__)
 
 
@@ -137,12 +138,22 @@ def save_hf(flat: Mapping[str, Any], path: str, **hints: Any) -> str:
     return config["model_type"]
 
 
-def load_timm(path: str) -> mapping.Converted:
-    """Reads a timm ViT state dict (`.safetensors`) into our names; returns a Converted."""
+def register_state_dict(prefix: str, import_rules: Callable[[list[str], str], list]) -> None:
+    """Registers the rules of a state-dict family whose keys start with `prefix` (e.g.
+    open_clip's "visual.trunk."): `import_rules(keys, source)` -> Rule list."""
+    _STATE_DICTS[prefix] = import_rules
+
+
+def load_state_dict(path: str) -> mapping.Converted:
+    """Reads a `.safetensors` state dict into our names: a family registered for its keys'
+    prefix, else a timm ViT. Returns a Converted."""
     from framework.interop import timm_vit
 
     tensors = safetensors_io.read_safetensors(path)
-    return mapping.import_params(tensors, timm_vit.import_rules(list(tensors), path), path)
+    keys = list(tensors)
+    rules = next((fn for prefix, fn in _STATE_DICTS.items()
+                  if any(k.startswith(prefix) for k in keys)), timm_vit.import_rules)
+    return mapping.import_params(tensors, rules(keys, path), path)
 
 
 def save_timm(flat: Mapping[str, Any], path: str) -> None:

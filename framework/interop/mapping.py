@@ -145,6 +145,19 @@ def posemb_with_cls(ours_cls: str, ours_posemb: str, theirs_cls: str,
                 "class-token row folded into cls", to_ours, to_theirs)
 
 
+def scalar(ours: str, theirs: str) -> Rule:
+    """Their scalar () <-> our (1,) (e.g. open_clip's logit_scale and our `t`)."""
+    return Rule((ours,), (theirs,), "reshaped scalar", lambda a: [a[0].reshape(1)],
+                lambda a: [a[0].reshape(())])
+
+
+def prefixed(rules: Sequence[Rule], ours: str, theirs: str) -> list[Rule]:
+    """Returns `rules` with `ours` / `theirs` put before their keys (a model's rules reused
+    for a tower of a bigger one)."""
+    return [dataclasses.replace(r, ours=tuple(ours + k for k in r.ours),
+                                theirs=tuple(theirs + k for k in r.theirs)) for r in rules]
+
+
 def posemb_table(ours: str, theirs: str) -> Rule:
     """Their position-embedding table (N, D) <-> our (1, N, D)."""
 

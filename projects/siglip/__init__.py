@@ -10,4 +10,4 @@ configs/synthetic_siglip.py (tiny, trains on CPU in minutes).
 import framework.evaluators  # noqa: F401  (zero_shot, retrieval)
 import framework.losses  # noqa: F401  (sigmoid_pairwise)
 import framework.models  # noqa: F401  (two_tower)
-from projects.siglip import hf_siglip  # noqa: F401, E402  (transformers SigLIP checkpoints)
+from projects.siglip import hf_siglip, open_clip_siglip  # noqa: F401, E402  (checkpoint formats)
