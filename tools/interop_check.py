@@ -155,12 +155,17 @@ def our_model(kind: str, s: dict, seed: int = 1, eps: float = 1e-6,
                  patch_size=(s["tubelet"], s["patch"], s["patch"]), **tower), video
 
 
+_APPLY: dict = {}
+
+
 def run_ours(model, params, inputs) -> dict[str, np.ndarray]:
     """Runs our `model` on `inputs`; returns the outputs the libraries report: 'logits', or
     for SigLIP 'image_embeds', 'text_embeds' and 'logits_per_image'."""
     import jax
 
-    out = jax.jit(model.apply)({"params": params}, inputs)
+    # One compile per model definition (flax modules print all their fields).
+    apply = _APPLY.setdefault(repr(model), jax.jit(model.apply))
+    out = apply({"params": params}, inputs)
     if not isinstance(out, dict):
         return {"logits": np.asarray(out)}
     zimg, ztxt = np.asarray(out["zimg"]), np.asarray(out["ztxt"])
