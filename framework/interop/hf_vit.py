@@ -21,27 +21,14 @@ HIDDEN_ACT = {"gelu_tanh": "gelu_pytorch_tanh", "gelu_exact": "gelu"}
 
 
 # Layer names: the Hub's checkpoints (and transformers 4) and transformers 5's own.
-HUB_NAMES = {"layers": "encoder.layer", "query": "attention.attention.query",
+_NORMS = {"norm1": "layernorm_before", "norm2": "layernorm_after"}
+HUB_NAMES = {**_NORMS, "layers": "encoder.layer", "query": "attention.attention.query",
              "key": "attention.attention.key", "value": "attention.attention.value",
              "out": "attention.output.dense", "fc1": "intermediate.dense",
              "fc2": "output.dense"}
-V5_NAMES = {"layers": "layers", "query": "attention.q_proj", "key": "attention.k_proj",
-            "value": "attention.v_proj", "out": "attention.o_proj", "fc1": "mlp.fc1",
-            "fc2": "mlp.fc2"}
-
-
-def block_rules(ours: str, theirs: str, names: dict[str, str]) -> list[Rule]:
-    """Rules of one encoder block: ours `Transformer/encoderblock_{i}`, theirs
-    `vit.encoder.layer.{i}` in `names` (HUB_NAMES or V5_NAMES)."""
-    attention = f"{ours}/MultiHeadDotProductAttention_0"
-    rules = norm(f"{ours}/LayerNorm_0", f"{theirs}.layernorm_before")
-    for name in ("query", "key", "value", "out"):
-        rules += linear(f"{attention}/{name}", f"{theirs}.{names[name]}")
-    return rules + [
-        *norm(f"{ours}/LayerNorm_1", f"{theirs}.layernorm_after"),
-        *linear(f"{ours}/MlpBlock_0/Dense_0", f"{theirs}.{names['fc1']}"),
-        *linear(f"{ours}/MlpBlock_0/Dense_1", f"{theirs}.{names['fc2']}"),
-    ]
+V5_NAMES = {**_NORMS, "layers": "layers", "query": "attention.q_proj",
+            "key": "attention.k_proj", "value": "attention.v_proj", "out": "attention.o_proj",
+            "fc1": "mlp.fc1", "fc2": "mlp.fc2"}
 
 
 def vit_rules(prefix: str, depth: int, head: bool, keys: Sequence[str] = ()) -> list[Rule]:
@@ -55,8 +42,8 @@ def vit_rules(prefix: str, depth: int, head: bool, keys: Sequence[str] = ()) -> 
                              f"{prefix}.embeddings.position_embeddings"),
              *norm("Transformer/encoder_norm", f"{prefix}.layernorm")]
     for i in range(depth):
-        rules += block_rules(f"Transformer/encoderblock_{i}",
-                             f"{prefix}.{names['layers']}.{i}", names)
+        rules += mapping.encoder_block(f"Transformer/encoderblock_{i}",
+                                       f"{prefix}.{names['layers']}.{i}", names)
     return rules + (linear("head", "classifier") if head else [])
 
 

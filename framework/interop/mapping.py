@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -166,6 +167,28 @@ def posemb_table(ours: str, theirs: str) -> Rule:
         return [a[0][None]]
 
     return Rule((ours,), (theirs,), "batch axis added", to_ours, lambda a: [a[0][0]])
+
+
+def encoder_block(ours: str, theirs: str, names: Mapping[str, Any]) -> list[Rule]:
+    """Rules of one pre-LN transformer block: ours `.../encoderblock_{i}` (LayerNorm_0,
+    MultiHeadDotProductAttention_0, LayerNorm_1, MlpBlock_0), theirs under `theirs` with
+    sub-names `names`: 'norm1', 'norm2', 'out', 'fc1', 'fc2' (module names) and either
+    'query' / 'key' / 'value' (apart) or 'qkv' = (weight key, bias key) (fused)."""
+    attention = f"{ours}/MultiHeadDotProductAttention_0"
+    rules = norm(f"{ours}/LayerNorm_0", f"{theirs}.{names['norm1']}")
+    if "qkv" in names:
+        weight, bias = names["qkv"]
+        rules += fused_linear([f"{attention}/{n}" for n in ("query", "key", "value")],
+                              f"{theirs}.{weight}", f"{theirs}.{bias}")
+    else:
+        for name in ("query", "key", "value"):
+            rules += linear(f"{attention}/{name}", f"{theirs}.{names[name]}")
+    return rules + [
+        *linear(f"{attention}/out", f"{theirs}.{names['out']}"),
+        *norm(f"{ours}/LayerNorm_1", f"{theirs}.{names['norm2']}"),
+        *linear(f"{ours}/MlpBlock_0/Dense_0", f"{theirs}.{names['fc1']}"),
+        *linear(f"{ours}/MlpBlock_0/Dense_1", f"{theirs}.{names['fc2']}"),
+    ]
 
 
 # ---------------------------------------------------------------------------------------

@@ -26,18 +26,8 @@ from framework.interop.mapping import (
 
 MAP = "MAPHead_0"
 
-
-def _block(ours: str, theirs: str) -> list[Rule]:
-    attention = f"{ours}/MultiHeadDotProductAttention_0"
-    return [
-        *norm(f"{ours}/LayerNorm_0", f"{theirs}.norm1"),
-        *fused_linear([f"{attention}/{n}" for n in ("query", "key", "value")],
-                      f"{theirs}.attn.qkv.weight", f"{theirs}.attn.qkv.bias"),
-        *linear(f"{attention}/out", f"{theirs}.attn.proj"),
-        *norm(f"{ours}/LayerNorm_1", f"{theirs}.norm2"),
-        *linear(f"{ours}/MlpBlock_0/Dense_0", f"{theirs}.mlp.fc1"),
-        *linear(f"{ours}/MlpBlock_0/Dense_1", f"{theirs}.mlp.fc2"),
-    ]
+BLOCK_NAMES = {"norm1": "norm1", "qkv": ("attn.qkv.weight", "attn.qkv.bias"),
+               "out": "attn.proj", "norm2": "norm2", "fc1": "mlp.fc1", "fc2": "mlp.fc2"}
 
 
 def _map_head() -> list[Rule]:
@@ -61,7 +51,8 @@ def rules(depth: int, cls: bool, map_head: bool, head: bool) -> list[Rule]:
     out.append(posemb_with_cls("cls", "pos_embedding", "cls_token", "pos_embed") if cls
                else copy("pos_embedding", "pos_embed"))
     for i in range(depth):
-        out += _block(f"Transformer/encoderblock_{i}", f"blocks.{i}")
+        out += mapping.encoder_block(f"Transformer/encoderblock_{i}", f"blocks.{i}",
+                                     BLOCK_NAMES)
     return out + (_map_head() if map_head else []) + (linear("head", "head") if head else [])
 
 

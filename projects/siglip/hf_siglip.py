@@ -32,19 +32,14 @@ from framework.interop.mapping import (
 VISION, TEXT = "vision_model", "text_model"
 
 
-def _block(ours: str, theirs: str) -> list[Rule]:
-    attention = f"{ours}/MultiHeadDotProductAttention_0"
-    rules = norm(f"{ours}/LayerNorm_0", f"{theirs}.layer_norm1")
-    for name, short in (("query", "q"), ("key", "k"), ("value", "v"), ("out", "out")):
-        rules += linear(f"{attention}/{name}", f"{theirs}.self_attn.{short}_proj")
-    return rules + [*norm(f"{ours}/LayerNorm_1", f"{theirs}.layer_norm2"),
-                    *linear(f"{ours}/MlpBlock_0/Dense_0", f"{theirs}.mlp.fc1"),
-                    *linear(f"{ours}/MlpBlock_0/Dense_1", f"{theirs}.mlp.fc2")]
+BLOCK_NAMES = {"norm1": "layer_norm1", "query": "self_attn.q_proj", "key": "self_attn.k_proj",
+               "value": "self_attn.v_proj", "out": "self_attn.out_proj",
+               "norm2": "layer_norm2", "fc1": "mlp.fc1", "fc2": "mlp.fc2"}
 
 
 def _encoder(ours: str, theirs: str, depth: int) -> list[Rule]:
-    return [rule for i in range(depth)
-            for rule in _block(f"{ours}/encoderblock_{i}", f"{theirs}.encoder.layers.{i}")]
+    return [rule for i in range(depth) for rule in mapping.encoder_block(
+        f"{ours}/encoderblock_{i}", f"{theirs}.encoder.layers.{i}", BLOCK_NAMES)]
 
 
 def vision_rules(ours: str, depth: int) -> list[Rule]:
@@ -138,48 +133,37 @@ class HFSiglip(hub.HubModel):
         return mapping.export_params(flat, rules, "a transformers SigLIP"), config
 
 
-class HFSiglipVision(hub.HubModel):
-    """model_type "siglip_vision_model": the image tower alone, as our ViT."""
+class HFSiglipTower(hub.HubModel):
+    """One tower alone: model_type "siglip_vision_model" (our ViT with MAP pooling and no
+    class token or head) or "siglip_text_model" (our TextTransformer with a head)."""
 
-    model_types = ("siglip_vision_model",)
-    description = "SigLIP image tower (ViT with MAP pooling, no class token)"
-
-    def import_rules(self, config, keys):
-        """Rules for SiglipVisionModel `keys`."""
-        return vision_rules("", _depth(keys, VISION))
-
-    def matches(self, flat):
-        """True for our ViT with MAP pooling and no class token or head."""
-        return _is_vision(flat, "") and "head/kernel" not in flat
-
-    def export(self, flat, **hints):
-        """Returns (their tensors, config.json dict) of a SiglipVisionModel."""
-        config = {"architectures": ["SiglipVisionModel"],
-                  **vision_config(flat, "", **hints)}
-        rules = vision_rules("", config["num_hidden_layers"])
-        return mapping.export_params(flat, rules, "a transformers SigLIP vision model"), config
-
-
-class HFSiglipText(hub.HubModel):
-    """model_type "siglip_text_model": the text tower alone, as our TextTransformer."""
-
-    model_types = ("siglip_text_model",)
-    description = "SigLIP text tower"
+    def __init__(self, tower: str):
+        """`tower`: VISION or TEXT."""
+        vision = tower == VISION
+        self.tower = tower
+        self.model_types = ("siglip_vision_model" if vision else "siglip_text_model",)
+        self.architecture = "SiglipVisionModel" if vision else "SiglipTextModel"
+        self.description = f"SigLIP {'image' if vision else 'text'} tower"
+        self.rules, self.config = ((vision_rules, vision_config) if vision
+                                   else (text_rules, text_config))
 
     def import_rules(self, config, keys):
-        """Rules for SiglipTextModel `keys`."""
-        return text_rules("", _depth(keys, TEXT))
+        """Rules for the tower's `keys`."""
+        return self.rules("", _depth(keys, self.tower))
 
     def matches(self, flat):
-        """True for our TextTransformer with a head."""
+        """True for our ViT with MAP pooling, no class token or head (vision), or our
+        TextTransformer with a head (text)."""
+        if self.tower == VISION:
+            return _is_vision(flat, "") and "head/kernel" not in flat
         return "Embed_0/embedding" in flat and "head/kernel" in flat
 
     def export(self, flat, **hints):
-        """Returns (their tensors, config.json dict) of a SiglipTextModel."""
-        config = {"architectures": ["SiglipTextModel"], **text_config(flat, "", **hints)}
-        rules = text_rules("", config["num_hidden_layers"])
-        return mapping.export_params(flat, rules, "a transformers SigLIP text model"), config
+        """Returns (their tensors, config.json dict) of the tower's transformers model."""
+        config = {"architectures": [self.architecture], **self.config(flat, "", **hints)}
+        rules = self.rules("", config["num_hidden_layers"])
+        return mapping.export_params(flat, rules, f"a transformers {self.architecture}"), config
 
 
-for _model in (HFSiglip(), HFSiglipVision(), HFSiglipText()):
+for _model in (HFSiglip(), HFSiglipTower(VISION), HFSiglipTower(TEXT)):
     hub.register(_model)

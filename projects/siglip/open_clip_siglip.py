@@ -14,22 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from framework.interop import hub, mapping, timm_vit
-from framework.interop.mapping import Rule, copy, fused_linear, linear, norm, posemb_table
+from framework.interop.mapping import Rule, copy, linear, norm, posemb_table
 
 VISUAL, TEXT = "visual.trunk.", "text."
 
 
-def _text_block(ours: str, theirs: str) -> list[Rule]:
-    attention = f"{ours}/MultiHeadDotProductAttention_0"
-    return [
-        *norm(f"{ours}/LayerNorm_0", f"{theirs}.ln_1"),
-        *fused_linear([f"{attention}/{n}" for n in ("query", "key", "value")],
-                      f"{theirs}.attn.in_proj_weight", f"{theirs}.attn.in_proj_bias"),
-        *linear(f"{attention}/out", f"{theirs}.attn.out_proj"),
-        *norm(f"{ours}/LayerNorm_1", f"{theirs}.ln_2"),
-        *linear(f"{ours}/MlpBlock_0/Dense_0", f"{theirs}.mlp.c_fc"),
-        *linear(f"{ours}/MlpBlock_0/Dense_1", f"{theirs}.mlp.c_proj"),
-    ]
+TEXT_BLOCK_NAMES = {"norm1": "ln_1", "qkv": ("attn.in_proj_weight", "attn.in_proj_bias"),
+                    "out": "attn.out_proj", "norm2": "ln_2", "fc1": "mlp.c_fc",
+                    "fc2": "mlp.c_proj"}
 
 
 def import_rules(keys: Sequence[str], source: str) -> list[Rule]:
@@ -45,8 +37,8 @@ def import_rules(keys: Sequence[str], source: str) -> list[Rule]:
             *norm("txt/Encoder_0/encoder_norm", f"{TEXT}ln_final"),
             *linear("txt/head", f"{TEXT}text_projection")]
     for i in range(text_depth):
-        text += _text_block(f"txt/Encoder_0/encoderblock_{i}",
-                            f"{TEXT}transformer.resblocks.{i}")
+        text += mapping.encoder_block(f"txt/Encoder_0/encoderblock_{i}",
+                                      f"{TEXT}transformer.resblocks.{i}", TEXT_BLOCK_NAMES)
     return [*mapping.prefixed(image, "img/", VISUAL), *text,
             mapping.scalar("t", "logit_scale"), mapping.scalar("b", "logit_bias")]
 
