@@ -225,3 +225,21 @@ def test_convert_checkpoint_cli(tmp_path, capsys):
             np.testing.assert_allclose(again[key], reference[key], atol=1e-7, err_msg=key)
     with pytest.raises(FileExistsError):
         convert_checkpoint.main(["--input", npz, "--output", hf, "--output_format", "hf"])
+
+
+def test_convert_hf_checkpoint_for_a_config(tmp_path, capsys):
+    """The config.init_from route (format detection, default adapter, load report) maps the
+    Hub-style ViT onto a config's model: heads split, position embedding resized."""
+    config = tmp_path / "hub_vit.py"
+    config.write_text(
+        "from configs.synthetic_shapes_vit import get_config as base\n\n\n"
+        "def get_config(arg=None):\n"
+        "    c = base('test')\n"
+        "    c.model.update(hidden_size=8, mlp_dim=16, num_classes=3, pool_type='token',\n"
+        "                   mlp_activation='gelu_exact', layer_norm_eps=1e-12)\n"
+        "    return c\n")
+    convert_checkpoint.main(["--input", os.path.join(DATA, "transformers_vit"), "--config",
+                             str(config), "--output", str(tmp_path / "wd"), "--dry_run"])
+    out = capsys.readouterr().out
+    assert "reshaped (8, 8) -> (8, 2, 4) <- transposed from vit." in out
+    assert "resized (1, 4, 8) -> " in out and " 0 init;" in out
