@@ -32,8 +32,9 @@ adapters (e.g. "vivit": 2D ViT -> ViViT) and build them from `map_default` and t
 `resize_posemb_grid`, `inflate_kernel`, `stack_layers`.
 
 The trainer calls `init_state_from(...)` on a fresh run (never when resuming); it logs a
-report table (`format_report`) of every parameter: loaded / resized / inflated / init, and
-the checkpoint's unused keys.
+report table (`format_report`) of every parameter: loaded / reshaped / resized / inflated /
+init (for another library's checkpoint, with the key it came from), and the checkpoint's
+unused keys.
 """
 
 from __future__ import annotations

@@ -98,9 +98,10 @@ class HFViT(hub.HubModel):
                          keys)
 
     def matches(self, flat):
-        """True for our plain ViT with a class token (2D patch kernel, `cls`)."""
+        """True for our plain ViT with a class token and a learned position embedding."""
         kernel = flat.get("embedding/kernel")
-        return kernel is not None and kernel.ndim == 4 and "cls" in flat
+        return (kernel is not None and kernel.ndim == 4 and "cls" in flat
+                and "pos_embedding" in flat)
 
     def export(self, flat, **hints):
         """Returns (their tensors, config.json dict) for our ViT `flat` (hints: its

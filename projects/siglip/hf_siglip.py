@@ -103,7 +103,7 @@ def text_config(flat: Mapping[str, np.ndarray], ours: str,
 def _is_vision(flat, ours: str) -> bool:
     kernel = flat.get(f"{ours}embedding/kernel")
     return (kernel is not None and kernel.ndim == 4 and f"{ours}MAPHead_0/probe" in flat
-            and f"{ours}cls" not in flat)
+            and f"{ours}cls" not in flat and f"{ours}pos_embedding" in flat)
 
 
 class HFSiglip(hub.HubModel):

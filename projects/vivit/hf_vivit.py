@@ -27,6 +27,7 @@ class HFVivit(hub.HubModel):
         """True for our ViViT model 1: a tubelet kernel, one joint `Transformer`, `cls`."""
         kernel = flat.get("embedding/kernel")
         return (kernel is not None and kernel.ndim == 5 and "cls" in flat
+                and "pos_embedding" in flat
                 and not any(k.startswith(("SpatialTransformer/", "temporal_")) for k in flat)
                 and not any("_time/" in k or "_space/" in k for k in flat))
 
