@@ -243,3 +243,16 @@ def test_convert_hf_checkpoint_for_a_config(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "reshaped (8, 8) -> (8, 2, 4) <- transposed from vit." in out
     assert "resized (1, 4, 8) -> " in out and " 0 init;" in out
+
+
+def test_hub_image_vit_initialises_vivit():
+    """The 'vivit' adapter takes a transformers ViT as it takes an .npz one."""
+    model, video = interop_check.our_model("vivit", TINY)
+    _, report = pretrained.load_params(shapes(model, video), {
+        "path": os.path.join(DATA, "transformers_vit"), "adapter": "vivit"})
+    notes = dict((key, note) for key, note, _, _ in report.rows)
+    assert notes["embedding/kernel"].startswith("inflated (4, 4, 3, 8) -> (2, 4, 4, 3, 8)")
+    assert notes["pos_embedding"].startswith("repeated over 2 frames")
+    assert notes["Transformer/encoderblock_1/MultiHeadDotProductAttention_0/out/kernel"] \
+        .startswith("reshaped (8, 8) -> (2, 4, 8)")
+    assert report.count("init") == 2  # The head (a new dataset's classes).
