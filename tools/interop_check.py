@@ -443,8 +443,21 @@ def markdown(rows: list[tuple], command: str, seconds: float) -> str:
     """The results table as Markdown."""
     lines = ["# Checkpoint interop: Tessera vs the libraries' own forward passes", "",
              f"Produced by `{command}` ({seconds:.0f} s on this machine's CPU, float32).", "",
-             "Random weights (no download); each direction converts one model and runs both on "
-             "the same input. Pass: max |difference| <= 1e-4.", "",
+             "Random weights (no download; every parameter drawn, LayerNorm scales around 1). "
+             "import: the library's model, saved in its own format (`save_pretrained`, a "
+             "timm / open_clip state dict as .safetensors), is read by `config.init_from`'s "
+             "loader into ours. export: ours, written by `tools.convert_checkpoint`'s writers "
+             "(a transformers directory; a timm .safetensors; big_vision .npz for open_clip), "
+             "is read by the library's own loader (`from_pretrained` with no missing or "
+             "unexpected keys, timm `load_state_dict(strict=True)`, open_clip "
+             "`load_big_vision_weights`). Both then run on the same input. Pass: max "
+             "|difference| <= 1e-4 (float32).", "",
+             "Model settings that must agree: the Hub's ViT uses the exact GELU and LayerNorm "
+             "epsilon 1e-12 (ours: `mlp_activation='gelu_exact'`, `layer_norm_eps=1e-12`; "
+             "with our defaults the logits differ by 8e-4 at B/16); timm's ViT and open_clip's "
+             "SigLIP towers use the exact GELU; transformers' SigLIP and ViViT use the tanh "
+             "GELU and 1e-6, our defaults. SigLIP compares the normalised embeddings and the "
+             "logits `t * <img, txt> + b`.", "",
              "| library | model | direction | output | max abs diff | cosine | pass |",
              "|---|---|---|---|---|---|---|"]
     for library, model, direction, output, diff, cosine in rows:
