@@ -9,7 +9,14 @@ Reading a checkpoint (`load_flat_params(path, format)` -> {"a/b/c": np.ndarray})
   - 'scenic': a flax msgpack checkpoint file (`checkpoint_<step>`, as Scenic and
     flax.training.checkpoints write); the params are found under `params` or
     `optimizer/target`. msgpack, no pickle.
-  - 'auto': a directory -> tessera, `*.npz` -> npz, any other file -> scenic.
+  - 'hf': a Hugging Face `transformers` directory (config.json + model.safetensors) of a
+    model_type that framework.interop reads (vit; siglip and vivit with their project).
+  - 'safetensors': a PyTorch state dict `.safetensors` of a timm ViT (or, with
+    projects.siglip imported, an open_clip SigLIP).
+  - 'auto': a transformers directory -> hf, another directory -> tessera, `*.npz` -> npz,
+    `*.safetensors` -> safetensors, any other file -> scenic.
+  hf and safetensors params come renamed to ours, attention projections in 2D (split into heads
+  when loaded: "reshaped"); the report says which of their keys each came from.
 
 Mapping it into the model: an adapter (registry INIT_ADAPTERS, `config.init_from.adapter`)
 is called as `adapter(source, target, **options)` with `source` the checkpoint's flat params
@@ -25,8 +32,9 @@ adapters (e.g. "vivit.from_vit": 2D ViT -> ViViT) and build them from `map_defau
 `resize_posemb_grid`, `inflate_kernel`, `stack_layers`.
 
 The trainer calls `init_state_from(...)` on a fresh run (never when resuming); it logs a
-report table (`format_report`) of every parameter: loaded / resized / inflated / init, and
-the checkpoint's unused keys.
+report table (`format_report`) of every parameter: loaded / reshaped / resized / inflated /
+init (for another library's checkpoint, with the key it came from), and the checkpoint's
+unused keys.
 """
 
 from __future__ import annotations
@@ -42,12 +50,13 @@ import jax
 import numpy as np
 
 from framework import registry
+from framework.interop.mapping import reshape_heads
 from framework.registry import ConfigError
 from framework.tree_paths import key_names
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("auto", "tessera", "npz", "scenic")
+FORMATS = ("auto", "tessera", "npz", "scenic", "hf", "safetensors")
 Flat = dict[str, np.ndarray]
 
 
@@ -94,11 +103,16 @@ def flatten_tree(tree: Any) -> dict[str, Any]:
 
 
 def detect_format(path: str) -> str:
-    """Returns 'tessera', 'npz' or 'scenic' for `path` (see the module docstring)."""
+    """Returns 'hf', 'tessera', 'npz', 'safetensors' or 'scenic' for `path` (module
+    docstring)."""
+    from framework.interop import hub
+
     if os.path.isdir(path):
-        return "tessera"
+        return "hf" if hub.is_hf_dir(path) else "tessera"
     if path.endswith(".npz"):
         return "npz"
+    if path.endswith(".safetensors"):
+        return "safetensors"
     return "scenic"
 
 
@@ -116,7 +130,10 @@ def load_flat_params(path: str, fmt: str = "auto") -> Flat:
                           "at a Tessera workdir or checkpoint step, a big_vision .npz or a Scenic "
                           "checkpoint file.")
     fmt = detect_format(path) if fmt == "auto" else fmt
-    loader = {"tessera": _load_tessera, "npz": _load_npz, "scenic": _load_scenic}[fmt]
+    from framework.interop import hub
+
+    loader = {"tessera": _load_tessera, "npz": _load_npz, "scenic": _load_scenic,
+              "hf": hub.load_hf, "safetensors": hub.load_state_dict}[fmt]
     try:
         flat = loader(path)
     except ConfigError:
@@ -288,7 +305,8 @@ def map_default(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *,
     equal shapes are loaded; a learned position embedding (1, N, D) of another length is
     resized on its grid (`posemb_grid[key]`, else a square grid); a 2D patch kernel
     (ph, pw, C, D) for a 3D target (T, ph, pw, C, D) is inflated by `inflation`; dtypes
-    are cast. Any other shape difference raises IncompatibleCheckpointError listing them
+    are cast; a 2D attention projection (other libraries' layout) is split into the model's
+    heads. Any other shape difference raises IncompatibleCheckpointError listing them
     all (put those keys in config.init_from.dont_load to keep them at init).
 
     Returns (values, notes) as described in the module docstring.
@@ -312,6 +330,8 @@ def map_default(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *,
         elif value.ndim == 4 and len(shape) == 5 and value.shape == shape[1:]:
             values[key] = inflate_kernel(value, shape[0], inflation)
             notes[key] = f"inflated {value.shape} -> {shape} ({inflation})"
+        elif (split := reshape_heads(key, value, shape)) is not None:
+            values[key], notes[key] = split, f"reshaped {value.shape} -> {shape}"
         else:
             problems.append(f"{key}: checkpoint {value.shape}, model {shape}")
             continue
@@ -385,6 +405,8 @@ def load_params(params: Any, init_from: Mapping[str, Any],
     init_from = init_from.to_dict() if hasattr(init_from, "to_dict") else dict(init_from)
     if source is None:
         source = load_flat_params(init_from["path"], init_from.get("format", "auto"))
+    # A checkpoint of another library (framework.interop) says where each param came from.
+    origins, foreign = getattr(source, "notes", {}), list(getattr(source, "unknown", ()))
     source = select_prefix(source, init_from.get("source_prefix", ""),
                            "config.init_from.source_prefix")
     flat_target = flatten_tree(params)
@@ -418,14 +440,21 @@ def load_params(params: Any, init_from: Mapping[str, Any],
             note = "init (dont_load)"
         else:
             note = notes.get(key, "loaded" if key in values else "init (not in checkpoint)")
+            origin = origins.get(_prefixed(init_from.get("source_prefix", ""), key))
+            note = f"{note} <- {origin}" if origin and key in values else note
         shape = tuple(values[key].shape) if key in values else None
         rows.append((key, note, shape, tuple(spec.shape)))
     prefix = target_prefix + "/" if target_prefix else ""
     used = {prefix + k: v for k, v in values.items()}
     leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
     new_leaves = [used.get("/".join(key_names(path)), leaf) for path, leaf in leaves]
-    unused = sorted(k for k in source if k not in read and not _scan_alias(k, read))
+    unused = sorted(k for k in source if k not in read and not _scan_alias(k, read)) + foreign
     return jax.tree_util.tree_unflatten(treedef, new_leaves), LoadReport(rows, unused)
+
+
+def _prefixed(prefix: str, key: str) -> str:
+    prefix = prefix.strip("/")
+    return f"{prefix}/{key}" if prefix else key
 
 
 def _scan_alias(key: str, consumed: set[str]) -> bool:
@@ -446,8 +475,9 @@ def format_report(report: LoadReport, max_unused: int = 20) -> str:
     lines = [f"{'parameter':<{width}}  {'status':<40}  shape"]
     for key, note, _, shape in report.rows:
         lines.append(f"{key:<{width}}  {note:<40}  {shape}")
-    summary = ", ".join(f"{report.count(p)} {p}" for p in ("loaded", "resized", "inflated",
-                                                             "init"))
+    summary = ", ".join(f"{report.count(p)} {p}" for p in ("loaded", "reshaped", "resized",
+                                                             "inflated", "init")
+                        if p != "reshaped" or report.count(p))  # Only other libraries' layouts.
     lines.append(f"-- {summary}; {len(report.unused)} checkpoint entries unused")
     for key in report.unused[:max_unused]:
         lines.append(f"   unused: {key}")

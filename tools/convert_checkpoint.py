@@ -1,4 +1,5 @@
-"""Convert checkpoints: big_vision `.npz` / Scenic msgpack / Tessera <-> Tessera / `.npz`.
+"""Convert checkpoints: big_vision `.npz` / Scenic msgpack / Tessera / Hugging Face
+`transformers` / timm / open_clip <-> Tessera / `.npz` / `transformers` / timm.
 
     # Any checkpoint -> a Tessera workdir for a config (eval it, or train on from step 0):
     python -m tools.convert_checkpoint --input vit_b16.npz --config FILE.py[:ARG] \\
@@ -8,10 +9,19 @@
     python -m tools.convert_checkpoint --input checkpoint_90000 --output WORKDIR
     # A Tessera workdir (latest step) or checkpoints/<step> -> .npz (others can read ours):
     python -m tools.convert_checkpoint --input WORKDIR --output params.npz
+    # Hugging Face transformers (a directory with config.json + model.safetensors: ViT,
+    # SigLIP, ViViT model 1) or a timm ViT .safetensors -> Tessera, and back:
+    python -m tools.convert_checkpoint --input HF_DIR --config FILE.py --output WORKDIR
+    python -m tools.convert_checkpoint --input WORKDIR --output HF_DIR --output_format hf \
+        [--num_frames 32]   # ViViT: the clip length the params cannot tell
+    python -m tools.convert_checkpoint --input WORKDIR --output vit.safetensors  # timm
 
-Checkpoints are read by framework.pretrained (`--input_format` auto: a directory is a
-Tessera checkpoint, `*.npz` big_vision, any other file a Scenic/flax msgpack checkpoint;
-no pickle anywhere). With `--config`, the params are mapped onto the config's model by the
+Checkpoints are read by framework.pretrained (`--input_format` auto: a directory with
+config.json and model.safetensors is a transformers checkpoint, another directory a Tessera
+one, `*.npz` big_vision, `*.safetensors` a timm ViT or open_clip SigLIP state dict, any other
+file a Scenic/flax msgpack checkpoint; no pickle anywhere). Those are renamed to our
+layout (framework.interop); their attention projections stay 2D until loaded into a model.
+With `--config`, the params are mapped onto the config's model by the
 same adapters as `config.init_from` (resizing position embeddings, inflating 2D kernels,
 ...), and the output holds a full step-0 TrainState, the data iterator's start and
 config.json, so `tools.eval --workdir WORKDIR` evaluates it and `tools.train` continues
@@ -28,6 +38,9 @@ from typing import Any
 
 from tools import cli
 
+FORMATS = ("auto", "tessera", "npz", "scenic", "hf", "safetensors")  # framework.pretrained.FORMATS
+OUTPUT_FORMATS = ("auto", "tessera", "npz", "hf", "timm")
+
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Parses the command line; returns (flags, config overrides "KEY=VALUE")."""
@@ -37,8 +50,18 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, help="checkpoint to read")
     parser.add_argument("--input_format", default="auto",
-                        choices=("auto", "tessera", "npz", "scenic"))
-    parser.add_argument("--output", required=True, help="WORKDIR, or a file ending in .npz")
+                        choices=FORMATS)
+    parser.add_argument("--output", required=True, help="WORKDIR, a file ending in .npz or "
+                        ".safetensors (timm), or a new directory (--output_format hf)")
+    parser.add_argument("--output_format", default="auto", choices=OUTPUT_FORMATS,
+                        help="auto: .npz -> npz, .safetensors -> timm, else tessera")
+    parser.add_argument("--num_frames", type=int, default=0, help="ViViT to transformers: "
+                        "the clip length in frames")
+    parser.add_argument("--mlp_activation", default="gelu_tanh",
+                        choices=("gelu_tanh", "gelu_exact"), help="to transformers: the "
+                        "model's MLP activation (config.model.mlp_activation)")
+    parser.add_argument("--layer_norm_eps", type=float, default=1e-6, help="to transformers: "
+                        "the model's LayerNorm epsilon (config.model.layer_norm_eps)")
     parser.add_argument("--config", default="", help="map onto this config's model")
     parser.add_argument("--adapter", default="default", help="INIT_ADAPTERS name")
     parser.add_argument("--source_prefix", default="", help="read only the input under this")
@@ -53,16 +76,27 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                 parser.error(f"--{name} maps onto a model: it needs --config.")
         if overrides:
             parser.error("--config.KEY=VALUE overrides need --config.")
-    if args.config and args.output.endswith(".npz"):
-        parser.error("--config maps onto a model for a Tessera output; an .npz output "
-                     "takes the input's params as they are.")
+    args.output_format = output_format(args.output, args.output_format)
+    if args.config and args.output_format != "tessera":
+        parser.error(f"--config maps onto a model for a Tessera output; a {args.output_format} "
+                     "output takes the input's params as they are.")
     return args, overrides
+
+
+def output_format(path: str, fmt: str) -> str:
+    """Returns the output format: `fmt`, or for 'auto' the one `path`'s ending names."""
+    if fmt != "auto":
+        return fmt
+    return {".npz": "npz", ".safetensors": "timm"}.get(os.path.splitext(path)[1], "tessera")
 
 
 def check_output(path: str) -> None:
     """Raises FileExistsError when `path` is a file or a workdir that already holds
     checkpoints (nothing is overwritten)."""
-    if os.path.isfile(path) or os.path.isdir(os.path.join(path, "checkpoints")):
+    from framework.interop import hub
+
+    if (os.path.isfile(path) or os.path.isdir(os.path.join(path, "checkpoints"))
+            or hub.is_hf_dir(path)):
         raise FileExistsError(f"--output {path}: already exists; pick a new path (nothing was "
                               "written).")
 
@@ -72,7 +106,16 @@ def read_params(path: str, fmt: str, source_prefix: str = "") -> dict:
     from framework import pretrained
 
     flat = pretrained.load_flat_params(path, fmt)
+    if not source_prefix:
+        return flat  # As read (another library's: with its unconverted keys).
     return pretrained.select_prefix(flat, source_prefix, "--source_prefix")
+
+
+def register_interop() -> None:
+    """Imports the projects whose transformers mappings (SigLIP, ViViT) the tool reads and
+    writes; the plain ViT's is in framework."""
+    import projects.siglip  # noqa: F401
+    import projects.vivit  # noqa: F401
 
 
 def mapping_table(flat: dict, output: str) -> str:
@@ -82,6 +125,8 @@ def mapping_table(flat: dict, output: str) -> str:
     for key in sorted(flat):
         lines.append(f"{key:<{width}}  {tuple(flat[key].shape)} {flat[key].dtype}")
     lines.append(f"-- {len(flat)} arrays")
+    for key in getattr(flat, "unknown", ()):  # Another library's keys no rule maps.
+        lines.append(f"   not converted: {key}")
     return "\n".join(lines)
 
 
@@ -104,6 +149,21 @@ def write_params_only(flat: dict, workdir: str, source: str) -> None:
                           {"converted_from": os.path.abspath(source), "params_only": True})
     finally:
         checkpointer.close()
+
+
+def write_foreign(flat: dict, path: str, fmt: str, **hints: Any) -> None:
+    """Writes our params `flat` as a transformers directory (`fmt` 'hf'; `hints`: the
+    model's mlp_activation, layer_norm_eps, num_frames (ViViT)) or a timm `.safetensors`
+    state dict ('timm') at `path`; prints what was written."""
+    from framework.interop import hub
+
+    if os.path.exists(path):
+        raise FileExistsError(f"--output {path}: already exists; pick a new path (nothing was "
+                              "written).")
+    if fmt == "hf":
+        print(f"transformers model_type {hub.save_hf(flat, path, **hints)!r}")
+    else:
+        hub.save_timm(flat, path)
 
 
 def convert_for_config(config: Any, init_from: dict, workdir: str, dry_run: bool) -> str:
@@ -150,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         raise FileNotFoundError(f"--input {args.input}: no such file or folder.")
     check_output(args.output)
     cli.quiet_logs()
+    register_interop()
     if args.config:
-
         config = cli.load_config(args.config, overrides)
         init_from = {"path": os.path.abspath(args.input), "format": args.input_format,
                      "adapter": args.adapter, "source_prefix": args.source_prefix,
@@ -162,8 +222,12 @@ def main(argv: list[str] | None = None) -> int:
         flat = read_params(args.input, args.input_format, args.source_prefix)
         if args.dry_run:
             print(mapping_table(flat, args.output))
-        elif args.output.endswith(".npz"):
+        elif args.output_format == "npz":
             write_npz(flat, args.output)
+        elif args.output_format in ("hf", "timm"):
+            write_foreign(flat, args.output, args.output_format, num_frames=args.num_frames,
+                          mlp_activation=args.mlp_activation,
+                          layer_norm_eps=args.layer_norm_eps)
         else:
             write_params_only(flat, args.output, args.input)
     if not args.dry_run:

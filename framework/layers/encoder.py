@@ -56,6 +56,8 @@ class EncoderBlock(nn.Module):
       dtype / param_dtype: compute and storage dtypes.
       attention_implementation: passed through to `jax.nn.dot_product_attention`.
       attention_fn: optional attention core (see MultiHeadDotProductAttention).
+      mlp_activation: the MLP's, one of framework.layers.mlp.ACTIVATIONS.
+      layer_norm_eps: the LayerNorms' epsilon.
     """
 
     mlp_dim: int | None
@@ -67,6 +69,8 @@ class EncoderBlock(nn.Module):
     param_dtype: Dtype = jnp.float32
     attention_implementation: str | None = None
     attention_fn: Any = None
+    mlp_activation: str = "gelu_tanh"
+    layer_norm_eps: float = 1e-6
 
     @nn.compact
     def __call__(
@@ -83,7 +87,7 @@ class EncoderBlock(nn.Module):
         rate = drop_path_rate  # None -> the module's own rate.
         x = nn.with_logical_constraint(x, ACTIVATION_AXES)
 
-        y = layer_norm(self.dtype, self.param_dtype)(x)
+        y = layer_norm(self.dtype, self.param_dtype, epsilon=self.layer_norm_eps)(x)
         y = MultiHeadDotProductAttention(
             num_heads=self.num_heads,
             dropout_rate=self.attention_dropout_rate,
@@ -96,10 +100,11 @@ class EncoderBlock(nn.Module):
         x = x + drop_path(y, deterministic=deterministic, rate=rate)
         x = nn.with_logical_constraint(x, ACTIVATION_AXES)
 
-        y = layer_norm(self.dtype, self.param_dtype)(x)
+        y = layer_norm(self.dtype, self.param_dtype, epsilon=self.layer_norm_eps)(x)
         y = MlpBlock(
             mlp_dim=self.mlp_dim,
             dropout_rate=self.dropout_rate,
+            activation=self.mlp_activation,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
         )(y, deterministic=deterministic)
@@ -149,7 +154,8 @@ class Encoder(nn.Module):
       stochastic_depth: the largest drop-path rate; stochastic_depth_schedule: see above.
       remat: wrap each block in nn.remat; remat_policy: a name from REMAT_POLICIES or None.
       scan: nn.scan over layers (faster compiles for deep stacks).
-      dtype / param_dtype / attention_implementation / attention_fn: passed to every block.
+      dtype / param_dtype / attention_implementation / attention_fn / mlp_activation /
+        layer_norm_eps: passed to every block (the last also to encoder_norm).
     """
 
     depth: int
@@ -166,6 +172,8 @@ class Encoder(nn.Module):
     param_dtype: Dtype = jnp.float32
     attention_implementation: str | None = None
     attention_fn: Any = None
+    mlp_activation: str = "gelu_tanh"
+    layer_norm_eps: float = 1e-6
 
     @nn.compact
     def __call__(
@@ -183,6 +191,8 @@ class Encoder(nn.Module):
             param_dtype=self.param_dtype,
             attention_implementation=self.attention_implementation,
             attention_fn=self.attention_fn,
+            mlp_activation=self.mlp_activation,
+            layer_norm_eps=self.layer_norm_eps,
         )
         # None (no stochastic depth) keeps the rate a static 0 even under scan / remat.
         rates = self.drop_path_rates() if self.stochastic_depth else [None] * self.depth
@@ -202,7 +212,8 @@ class Encoder(nn.Module):
                 x, _ = block_cls(name=f"encoderblock_{i}", **block_kwargs)(
                     x, rates[i], mask, deterministic
                 )
-        return layer_norm(self.dtype, self.param_dtype, name="encoder_norm")(x)
+        return layer_norm(self.dtype, self.param_dtype, name="encoder_norm",
+                          epsilon=self.layer_norm_eps)(x)
 
     @nn.nowrap
     def drop_path_rates(self) -> list[float]:

@@ -9,6 +9,9 @@ import jax
 import jax.numpy as jnp
 
 Dtype = Any
+# The MLP's activation by name: big_vision's (and flax's default) tanh approximation of GELU,
+# or the exact erf form (timm, Hugging Face ViT checkpoints).
+ACTIVATIONS = ("gelu_tanh", "gelu_exact")
 
 
 class MlpBlock(nn.Module):
@@ -18,12 +21,14 @@ class MlpBlock(nn.Module):
       mlp_dim: hidden width; None means 4 * D.
       out_dim: output width; None means the input width D.
       dropout_rate: dropout after the activation (training only).
+      activation: one of ACTIVATIONS ('gelu_tanh' default, 'gelu_exact').
       dtype: compute dtype; params are stored in `param_dtype`.
     """
 
     mlp_dim: int | None = None
     out_dim: int | None = None
     dropout_rate: float = 0.0
+    activation: str = "gelu_tanh"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -42,7 +47,9 @@ class MlpBlock(nn.Module):
             bias_init=nn.with_logical_partitioning(bias_init, ("mlp",)),
             name="Dense_0",
         )(x)
-        x = nn.gelu(x)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"mlp activation={self.activation!r}; use one of {ACTIVATIONS}.")
+        x = nn.gelu(x, approximate=self.activation == "gelu_tanh")
         x = nn.Dropout(rate=self.dropout_rate)(x, deterministic=deterministic)
         return nn.Dense(
             self.out_dim or width,

@@ -50,6 +50,8 @@ class MAPHead(nn.Module):
       num_heads: attention heads.
       mlp_dim: MLP hidden width (None -> 4 * D).
       dtype / param_dtype / attention_implementation: as in MultiHeadDotProductAttention.
+      mlp_activation: the MLP's (framework.layers.mlp.ACTIVATIONS); layer_norm_eps: its
+        LayerNorm's epsilon.
     """
 
     num_heads: int
@@ -57,6 +59,8 @@ class MAPHead(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     attention_implementation: str | None = None
+    mlp_activation: str = "gelu_tanh"
+    layer_norm_eps: float = 1e-6
 
     @nn.compact
     def __call__(
@@ -78,8 +82,9 @@ class MAPHead(nn.Module):
             param_dtype=self.param_dtype,
             attention_implementation=self.attention_implementation,
         )(probe, x, mask, deterministic=deterministic)
-        y = layer_norm(self.dtype, self.param_dtype)(x)
-        x = x + MlpBlock(mlp_dim=self.mlp_dim, dtype=self.dtype, param_dtype=self.param_dtype)(
+        y = layer_norm(self.dtype, self.param_dtype, epsilon=self.layer_norm_eps)(x)
+        x = x + MlpBlock(mlp_dim=self.mlp_dim, activation=self.mlp_activation, dtype=self.dtype,
+                         param_dtype=self.param_dtype)(
             y, deterministic=deterministic
         )
         return x[:, 0]

@@ -48,6 +48,10 @@ class ViT(nn.Module):
       head_zeroinit: zero-init the head kernel (big_vision default).
       representation_size: if set, a `pre_logits` Dense + tanh of that width before the head.
       attention_implementation: passed to jax.nn.dot_product_attention (None, 'xla', 'cudnn').
+      mlp_activation: 'gelu_tanh' (big_vision) or 'gelu_exact' (timm and the Hub's ViT
+        checkpoints, whose outputs it reproduces).
+      layer_norm_eps: the LayerNorms' epsilon (big_vision and timm 1e-6; the Hub's ViT
+        checkpoints 1e-12).
     """
 
     num_classes: int | None = None
@@ -69,6 +73,8 @@ class ViT(nn.Module):
     head_zeroinit: bool = True
     representation_size: int | None = None
     attention_implementation: str | None = None
+    mlp_activation: str = "gelu_tanh"
+    layer_norm_eps: float = 1e-6
 
     @nn.compact
     def __call__(
@@ -124,6 +130,8 @@ class ViT(nn.Module):
             dtype=dtype,
             param_dtype=param_dtype,
             attention_implementation=self.attention_implementation,
+            mlp_activation=self.mlp_activation,
+            layer_norm_eps=self.layer_norm_eps,
             name="Transformer",
         )(x, deterministic=not train)
 
@@ -134,6 +142,8 @@ class ViT(nn.Module):
                 dtype=dtype,
                 param_dtype=param_dtype,
                 attention_implementation=self.attention_implementation,
+                mlp_activation=self.mlp_activation,
+                layer_norm_eps=self.layer_norm_eps,
             )(x, deterministic=not train)
         else:
             x = pool_tokens(x, self.pool_type)

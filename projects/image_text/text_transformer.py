@@ -33,7 +33,8 @@ class TextTransformer(nn.Module):
         configs.model_sizes.vit_config, so `vit_config("B")` gives a B-sized text tower).
       pool_type: 'last', 'first', 'gap' (mean), 'max' or 'map' (attention pooling).
       dropout: dropout inside the encoder blocks.
-      remat, remat_policy, scan, dtype, param_dtype, attention_implementation: as in ViT.
+      remat, remat_policy, scan, dtype, param_dtype, attention_implementation,
+        mlp_activation: as in ViT.
     """
 
     num_classes: int | None = None
@@ -50,6 +51,7 @@ class TextTransformer(nn.Module):
     dtype: Any = "float32"
     param_dtype: Any = "float32"
     attention_implementation: str | None = None
+    mlp_activation: str = "gelu_tanh"
 
     @nn.compact
     def __call__(self, text: jax.Array, *, train: bool = False) -> jax.Array:
@@ -85,6 +87,7 @@ class TextTransformer(nn.Module):
             dtype=dtype,
             param_dtype=param_dtype,
             attention_implementation=self.attention_implementation,
+            mlp_activation=self.mlp_activation,
             name="Encoder_0",
         )(x, deterministic=not train)
 

@@ -8,3 +8,4 @@ configs/synthetic_siglip.py (tiny, trains on CPU in minutes).
 """
 
 import projects.image_text  # noqa: F401  (registers the two-tower pieces)
+from projects.siglip import hf_siglip, open_clip_siglip  # noqa: F401, E402  (checkpoint formats)

@@ -7,4 +7,4 @@ the video projects (MTV builds on it). Importing the package registers the model
 adapter "vivit.from_vit" (a 2D image ViT mapped into any of the four ViViT variants).
 """
 
-from projects.vivit import epic_kitchens, evaluators, init_adapter, model  # noqa: F401
+from projects.vivit import epic_kitchens, evaluators, hf_vivit, init_adapter, model  # noqa: F401
