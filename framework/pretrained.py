@@ -12,7 +12,7 @@ Reading a checkpoint (`load_flat_params(path, format)` -> {"a/b/c": np.ndarray})
   - 'hf': a Hugging Face `transformers` directory (config.json + model.safetensors) of a
     model_type that framework.interop reads (vit; siglip and vivit with their project).
   - 'safetensors': a PyTorch state dict `.safetensors` of a timm ViT (or, with
-    projects.siglip imported, an open_clip SigLIP).
+    the SigLIP project imported, an open_clip SigLIP).
   - 'auto': a transformers directory -> hf, another directory -> tessera, `*.npz` -> npz,
     `*.safetensors` -> safetensors, any other file -> scenic.
   hf and safetensors params come renamed to ours, attention projections in 2D (split into heads

@@ -20,9 +20,9 @@ import projects.siglip  # noqa: F401  (registers the transformers SigLIP mapping
 import projects.vivit  # noqa: F401  (registers the transformers ViViT mapping)
 from framework import pretrained
 from framework.interop import hub, mapping, safetensors_io
-from projects.image_text.text_transformer import TextTransformer
 from framework.models.vit import ViT
 from framework.registry import ConfigError
+from projects.image_text.text_transformer import TextTransformer
 from tools import convert_checkpoint, interop_check
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "interop")
@@ -246,10 +246,10 @@ def test_convert_hf_checkpoint_for_a_config(tmp_path, capsys):
 
 
 def test_hub_image_vit_initialises_vivit():
-    """The 'vivit' adapter takes a transformers ViT as it takes an .npz one."""
+    """The "vivit.from_vit" adapter takes a transformers ViT as it takes an .npz one."""
     model, video = interop_check.our_model("vivit", TINY)
     _, report = pretrained.load_params(shapes(model, video), {
-        "path": os.path.join(DATA, "transformers_vit"), "adapter": "vivit"})
+        "path": os.path.join(DATA, "transformers_vit"), "adapter": "vivit.from_vit"})
     notes = dict((key, note) for key, note, _, _ in report.rows)
     assert notes["embedding/kernel"].startswith("inflated (4, 4, 3, 8) -> (2, 4, 4, 3, 8)")
     assert notes["pos_embedding"].startswith("repeated over 2 frames")

@@ -7,8 +7,8 @@
 
 A `HubModel` per transformers model_type says how its tensors map onto ours (`mapping.Rule`
 lists) and back; `register` adds one. The plain ViT's is registered by framework.interop
-.hf_vit; projects register theirs (projects/siglip/hf_siglip.py, projects/vivit/hf_vivit.py),
-so a checkpoint of their model types needs that project imported.
+.hf_vit; a project registers its own (SigLIP and ViViT do), so a checkpoint of
+such a model type needs that project imported.
 """
 
 from __future__ import annotations
