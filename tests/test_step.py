@@ -151,6 +151,8 @@ def runs(tmp_path_factory):
     out = {}
     for name, overrides in meshes.items():
         config = _config(tmp / "data", *overrides)
+        if name != "dp":
+            config.evaluators = ml_collections.ConfigDict()  # Fewer compiles.
         out[name] = (config, trainer.train_and_evaluate(config, str(tmp / name)), tmp / name)
     return tmp, out
 
@@ -168,12 +170,6 @@ def test_dp_fsdp_fsdp_tp_agree_with_aux_batch_stats_ema_and_project_step(runs):
         assert result.state.ema_params is not None
     np.testing.assert_allclose(losses_by_mesh["fsdp"], losses_by_mesh["dp"], rtol=1e-5)
     np.testing.assert_allclose(losses_by_mesh["fsdp_tp"], losses_by_mesh["dp"], rtol=1e-5)
-    # The evaluation (EMA params, running batch statistics) agrees too. (Params themselves
-    # differ slightly: Adam turns rounding differences of near-zero gradients into lr-sized
-    # steps.)
-    for name in ("fsdp", "fsdp_tp"):
-        assert out[name][1].metrics["eval/classification/loss"] == pytest.approx(
-            out["dp"][1].metrics["eval/classification/loss"], rel=1e-4)
     # fsdp_tp splits the hidden (mlp) dim over "tensor" and the largest remaining over "fsdp".
     kernel = out["fsdp_tp"][1].state.params["Dense_0"]["kernel"]
     assert kernel.addressable_shards[0].data.shape == (192 // 4, 16 // 2)
@@ -215,16 +211,16 @@ def test_project_step_needs_ema(runs):
 
 
 def test_checkpoint_written_before_ema_and_collections_restores(tmp_path):
+    """e2bc362's run (2 steps, then evaluated) restores and evaluates to what it logged."""
+    from tools import eval as eval_tool
+
     workdir = tmp_path / "old"
     shutil.copytree(OLD_WORKDIR, workdir)
     with open(workdir / "config.json") as f:
-        recorded = ml_collections.ConfigDict(json.load(f))
-    assert "ema" not in recorded and "train_step" not in recorded
-    from tools import eval as eval_tool
-
-    config = eval_tool.run_config(str(workdir), [f"data.data_dir={tmp_path / 'data'}",
-                                                 "total_steps=3"])
-    result = trainer.train_and_evaluate(config, str(workdir))
-    assert int(result.state.step) == 3
-    assert result.state.collections == {} and result.state.ema_params is None
-    assert "eval/classification/top1" in result.metrics
+        assert not {"ema", "train_step"} & set(json.load(f))
+    logged = [r for r in _rows(workdir) if "eval/classification/loss" in r][-1]
+    step_, metrics = eval_tool.evaluate(str(workdir), train_overrides=[
+        f"data.data_dir={tmp_path / 'data'}"])
+    assert step_ == 2
+    for key in ("eval/classification/loss", "eval/classification/top1"):
+        assert metrics[key] == pytest.approx(logged[key], rel=1e-6)
