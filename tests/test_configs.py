@@ -36,6 +36,7 @@ def test_config_names_registered_pieces(spec):
     config_lib.import_project(config)
     registry.MODELS.build(config.model.name, config_lib.kwargs_of(config.model), "config.model")
     registry.LOSSES.get(config.loss.name, "config.loss.name")
+    registry.TRAIN_STEPS.get(config.train_step.name, "config.train_step.name")
     for name in config.evaluators:
         registry.EVALUATORS.get(name, f"config.evaluators.{name}")
     for which in ("train", "eval"):
