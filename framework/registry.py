@@ -1,4 +1,4 @@
-"""Name -> factory registries for models, losses, datasets and evaluators.
+"""Name -> factory registries: models, losses, datasets, evaluators, train steps, data ops.
 
 Projects register their pieces when they are imported:
 
