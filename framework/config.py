@@ -1,4 +1,5 @@
-"""Load a config file (`path.py[:arg]`), apply command-line overrides and validate it."""
+"""Configs: load a file (`path.py[:arg]`), apply command-line overrides, validate once, and
+ConfigError, the error every bad config raises."""
 
 from __future__ import annotations
 

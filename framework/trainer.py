@@ -166,7 +166,8 @@ class Result:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        stop_at_step: int | None = None,
                        on_config_change: str = "warn") -> Result:
-    """Trains `config` in `workdir`, resuming from its latest checkpoint if there is one.
+    """Trains `config` (as config.load_config returns it: validated) in `workdir`, resuming
+    from its latest checkpoint if there is one.
 
     With `stop_at_step`, the run checkpoints and returns after that step (a time-sliced job
     continues later from there); the schedule still spans `config.total_steps`. SIGTERM (or
