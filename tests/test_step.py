@@ -12,10 +12,11 @@ import numpy as np
 import optax
 import pytest
 from flax import linen as nn
+from jax.sharding import PartitionSpec
 
 from framework import config as config_lib
-from framework import losses, registry, step, trainer, trees
-from framework.train_state import TrainState
+from framework import losses, registry, sharding, step, trainer, trees
+from framework.train_state import TrainState, abstract_state_and_shardings
 
 DEMO = "configs/synthetic_shapes_vit.py:test"
 OLD_WORKDIR = "tests/data/workdir_e2bc362"  # Written by commit e2bc362 (before this step).
@@ -174,7 +175,25 @@ def test_dp_fsdp_fsdp_tp_agree_with_aux_batch_stats_ema_and_project_step(runs):
     kernel = out["fsdp_tp"][1].state.params["Dense_0"]["kernel"]
     assert kernel.addressable_shards[0].data.shape == (192 // 4, 16 // 2)
     stats = out["fsdp_tp"][1].state.collections["batch_stats"]["BatchNorm_0"]["mean"]
-    assert stats.sharding.mesh.shape["tensor"] == 2
+    # Sharded by the same rules as params: fsdp's "*" splits the largest dim (Flax's
+    # BatchNorm names no axes).
+    assert stats.sharding.spec == PartitionSpec("fsdp")
+
+
+def test_collections_with_logical_names_are_sharded_by_the_rules():
+    mesh = sharding.make_mesh({"data": 1, "fsdp": 4, "tensor": 2})
+    rules = sharding.logical_rules("fsdp_tp")
+    boxed = {
+        "params": {"kernel": nn.LogicallyPartitioned(
+            jax.ShapeDtypeStruct((192, 16), jnp.float32), ("embed", "mlp"))},
+        "batch_stats": {"mean": nn.LogicallyPartitioned(
+            jax.ShapeDtypeStruct((16,), jnp.float32), ("mlp",))},
+    }
+    abstract, shardings = abstract_state_and_shardings(boxed, optax.sgd(0.1), mesh, rules,
+                                                       ema=True)
+    assert shardings.collections["batch_stats"]["mean"].spec == PartitionSpec("tensor")
+    assert shardings.ema_params["kernel"].spec == shardings.params["kernel"].spec
+    assert abstract.collections["batch_stats"]["mean"].shape == (16,)
 
 
 def test_evaluators_score_the_ema_params_with_batch_stats(runs):
