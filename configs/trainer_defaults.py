@@ -27,6 +27,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.model = ml_collections.ConfigDict({"name": ""})
     c.loss = ml_collections.ConfigDict({"name": "softmax_xent"})
+    # The train step (registry TRAIN_STEPS): "default" is framework.step's; a project may
+    # register its own. Keys besides `name` are the step factory's arguments.
+    c.train_step = ml_collections.ConfigDict({"name": "default"})
+    # Exponential moving average of the params, updated every step and used by the
+    # evaluators when on: ema = decay * ema + (1 - decay) * params. 0.0 = off.
+    c.ema = ml_collections.ConfigDict({"decay": 0.0})
     c.optimizer = ml_collections.ConfigDict({
         "name": "adamw", "lr": 1e-3, "weight_decay": 0.0,
         "grad_clip_norm": ml_collections.FieldReference(None, field_type=float),

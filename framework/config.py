@@ -1,4 +1,5 @@
-"""Load a config file (`path.py[:arg]`), apply command-line overrides and validate it.
+"""Configs: load a file (`path.py[:arg]`), apply command-line overrides, validate once, and
+ConfigError, the error every bad config raises.
 
 Overrides set existing keys, keeping their types. The groups `data.train`, `data.eval` and
 `evaluators.<name>` also take any argument their registered dataset / evaluator accepts
@@ -21,7 +22,10 @@ from typing import Any
 
 import ml_collections
 
-from framework.registry import ConfigError
+
+class ConfigError(ValueError):
+    """A config names something that does not exist or has the wrong shape or type."""
+
 
 # Keys (and the type each must have) of the sub-configs whose shape the trainer fixes.
 # Model, loss, optimizer, schedule, data and evaluator keys are checked by their factories.
@@ -29,7 +33,8 @@ _INT_KEYS = ("seed", "total_steps", "batch_size", "log_every", "eval_every", "ch
 _MESH_AXES = ("data", "fsdp", "tensor")
 # Groups whose keys configs/trainer_defaults.py fixes: `validate` rejects any other key in
 # them, and `fill_new_defaults` adds the ones a recorded config predates.
-_KEYED_GROUPS = ("checkpoint", "wandb", "init_from")
+_KEYED_GROUPS = ("checkpoint", "wandb", "init_from", "ema")
+ON_NONFINITE = ("stop", "skip")
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -222,7 +227,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
     Checks: no unknown top-level keys (the known ones are those of
     configs/trainer_defaults.py), required keys present, integer fields are positive ints,
-    mesh axes, sharding rules, and that model / loss / data pieces are named.
+    mesh axes, on_nonfinite, the EMA decay, and that model / loss / train step / data pieces
+    are named. `load_config` calls it; the trainer takes the config as validated.
     """
     from configs import trainer_defaults
 
@@ -249,7 +255,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
                               "(the rest of the devices).")
     for group in _KEYED_GROUPS:
         _check_keys(config[group], known[group].keys(), f"config.{group}")
-    for key in ("model", "loss", "optimizer", "schedule"):
+    if config.on_nonfinite not in ON_NONFINITE:
+        raise ConfigError(f"config.on_nonfinite={config.on_nonfinite!r}: must be one of "
+                          f"{', '.join(ON_NONFINITE)}.")
+    decay = config.ema.decay
+    if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay < 1:
+        raise ConfigError(f"config.ema.decay={decay!r}: must be a number in [0, 1) "
+                          "(0 = no EMA; e.g. 0.999).")
+    for key in ("model", "loss", "train_step", "optimizer", "schedule"):
         _require_name(config[key], f"config.{key}")
     _require_name(config.data.train, "config.data.train")
     for name, evaluator in config.evaluators.items():

@@ -22,20 +22,7 @@ import jax
 import numpy as np
 from flax import linen as nn
 
-
-def unbox(tree: Any) -> Any:
-    """Returns `tree` with Flax boxed leaves (nn.LogicallyPartitioned, ...) replaced by values.
-
-    Unlike `nn.meta.unbox`, applies no sharding constraint, so it works on abstract params
-    (ShapeDtypeStructs) inside `jax.set_mesh` / `nn.logical_axis_rules` contexts too.
-    """
-
-    def one(x):
-        if isinstance(x, nn.Partitioned):
-            return x.unbox(apply_constraint=False)
-        return x.unbox() if isinstance(x, nn.meta.AxisMetadata) else x
-
-    return jax.tree.map(one, tree, is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))
+from framework.trees import unbox
 
 
 def count_params(params: Any) -> int:

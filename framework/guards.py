@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
-
-from framework.registry import ConfigError
-
-ON_NONFINITE = ("stop", "skip")
 
 
 class NonFiniteError(FloatingPointError):
     """The loss or the gradient of a train step was NaN or Inf (message names the step)."""
-
-
-def on_nonfinite(config: Any) -> str:
-    """Returns config.on_nonfinite ("stop" or "skip"); raises ConfigError for anything else."""
-    value = config.get("on_nonfinite", "stop") or "stop"
-    if value not in ON_NONFINITE:
-        raise ConfigError(f"config.on_nonfinite={value!r}: must be one of "
-                          f"{', '.join(ON_NONFINITE)}.")
-    return value
 
 
 def raise_if_nonfinite(step: int, metrics: dict, checkpoint_note: Callable[[], str]) -> None:

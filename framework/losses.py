@@ -1,20 +1,44 @@
 """Classification losses, registered by name.
 
-A registered loss factory takes its config keys and returns `loss(outputs, batch)`, which
-returns the per-example loss (B,); the trainer weights it by `batch["mask"]` when present
-and averages.
+A registered loss factory takes its config keys and returns `loss(outputs, batch) ->
+(scalar loss, {name: scalar metric})`; the train step minimises the scalar and logs each
+metric as `train/<name>`. `outputs` is what the model returns: an array of logits, or a dict
+(see `logits_of`). Losses average over examples with `masked_mean`, which leaves out the
+padding examples a batch marks with `batch["mask"]`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from framework import registry
 
-LossFn = Callable[[jax.Array, dict], jax.Array]
+LossFn = Callable[[Any, dict], tuple[jax.Array, dict]]
+
+
+def masked_mean(values: jax.Array, batch: dict) -> jax.Array:
+    """Mean of per-example values (B,) weighted by `batch["mask"]` (B,) when present (padding
+    examples have mask 0); returns a float scalar."""
+    if "mask" not in batch:
+        return jnp.mean(values)
+    w = batch["mask"].astype(values.dtype)
+    return jnp.sum(values * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def logits_of(outputs: Any) -> jax.Array:
+    """Returns the logits (B, C) of a model's outputs: the array itself, or `outputs["logits"]`
+    when the model returns a dict (logits plus auxiliary outputs)."""
+    if isinstance(outputs, dict):
+        if "logits" not in outputs:
+            raise ValueError("the model returns a dict without 'logits' "
+                             f"(keys: {', '.join(sorted(outputs))}); a classification loss or "
+                             "evaluator needs its logits under 'logits'.")
+        return outputs["logits"]
+    return outputs
 
 
 def as_targets(labels: jax.Array, num_classes: int) -> jax.Array:
@@ -51,9 +75,11 @@ def softmax_xent(label_smoothing: float = 0.0, label_key: str = "label") -> Loss
     `label_smoothing` s replaces the targets by (1 - s) * t + s / C.
     """
 
-    def loss(logits: jax.Array, batch: dict) -> jax.Array:
+    def loss(outputs: Any, batch: dict) -> tuple[jax.Array, dict]:
+        logits = logits_of(outputs)
         targets = as_targets(batch[label_key], logits.shape[-1])
-        return softmax_cross_entropy(logits, smooth(targets, label_smoothing))
+        return masked_mean(softmax_cross_entropy(logits, smooth(targets, label_smoothing)),
+                           batch), {}
 
     return loss
 
@@ -65,8 +91,10 @@ def sigmoid_xent(label_smoothing: float = 0.0, label_key: str = "label") -> Loss
     `batch[label_key]` is multi-hot (B, C) or int (B,) (turned into one-hot).
     """
 
-    def loss(logits: jax.Array, batch: dict) -> jax.Array:
+    def loss(outputs: Any, batch: dict) -> tuple[jax.Array, dict]:
+        logits = logits_of(outputs)
         targets = as_targets(batch[label_key], logits.shape[-1])
-        return sigmoid_cross_entropy(logits, smooth(targets, label_smoothing))
+        return masked_mean(sigmoid_cross_entropy(logits, smooth(targets, label_smoothing)),
+                           batch), {}
 
     return loss

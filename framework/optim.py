@@ -34,9 +34,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from framework.flops import unbox
 from framework.registry import ConfigError
-from framework.tree_paths import key_names
+from framework.trees import path_name, unbox
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +171,7 @@ def make_schedule(schedule_config: Any, peak_lr: float, total_steps: int) -> Sch
 
 def param_paths(tree: Any) -> Any:
     """Returns a tree like `tree` (unboxed) whose leaves are the leaves' '/'-joined paths."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: _join(path), unbox(tree))
+    return jax.tree_util.tree_map_with_path(lambda path, _: path_name(path), unbox(tree))
 
 
 class ParamGroups:
@@ -221,12 +220,12 @@ class ParamGroups:
     def labels(self, tree: Any) -> Any:
         """Returns a tree of 'train' / 'frozen' labels for a param-shaped tree."""
         return jax.tree_util.tree_map_with_path(
-            lambda path, _: "frozen" if self.mult(_join(path)) == 0.0 else "train", tree)
+            lambda path, _: "frozen" if self.mult(path_name(path)) == 0.0 else "train", tree)
 
     def decay_mask(self, tree: Any) -> Any:
         """Returns a tree of bools (True = decayed) for a param-shaped tree."""
         return jax.tree_util.tree_map_with_path(
-            lambda path, x: self.decayed(_join(path), len(_shape(x))), tree)
+            lambda path, x: self.decayed(path_name(path), len(_shape(x))), tree)
 
     def warn_unmatched(self, params: Any) -> None:
         """Logs a warning for each freeze / lr_mults / weight_decay_mask regex no path matches."""
@@ -252,7 +251,7 @@ def describe_param_groups(params: Any, optimizer_config: Any) -> str:
     leaves = jax.tree_util.tree_flatten_with_path(unbox(params))[0]
     rows, trainable, frozen, decayed = [], 0, 0, 0
     for path, leaf in leaves:
-        name, shape = _join(path), _shape(leaf)
+        name, shape = path_name(path), _shape(leaf)
         size, mult = math.prod(shape), groups.mult(name)
         decay = decays and groups.decayed(name, len(shape))
         trainable += size if mult else 0
@@ -311,7 +310,7 @@ def _scale_by_lr_mults(groups: ParamGroups) -> optax.GradientTransformation:
         del params
 
         def one(path, u):
-            mult = groups.mult(_join(path))
+            mult = groups.mult(path_name(path))
             if mult == 0.0:
                 return jnp.zeros_like(u)
             return u if mult == 1.0 else u * jnp.asarray(mult, u.dtype)
@@ -392,10 +391,6 @@ def _as_tuple(value: Any) -> tuple:
     if isinstance(value, str):
         return (value,)
     return tuple(value)
-
-
-def _join(path: Any) -> str:
-    return "/".join(key_names(path))
 
 
 def _shape(leaf: Any) -> tuple[int, ...]:

@@ -47,12 +47,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from framework import registry
 from framework.interop.mapping import reshape_heads
 from framework.registry import ConfigError
-from framework.tree_paths import key_names
+from framework.trees import path_name
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
 def flatten_tree(tree: Any) -> dict[str, Any]:
     """Returns {"a/b/c": leaf} for any pytree (dicts, flax FrozenDicts, dataclasses...)."""
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {"/".join(key_names(path)): leaf for path, leaf in leaves}
+    return {path_name(path): leaf for path, leaf in leaves}
 
 
 # ---------------------------------------------------------------------------------------
@@ -447,7 +448,7 @@ def load_params(params: Any, init_from: Mapping[str, Any],
     prefix = target_prefix + "/" if target_prefix else ""
     used = {prefix + k: v for k, v in values.items()}
     leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-    new_leaves = [used.get("/".join(key_names(path)), leaf) for path, leaf in leaves]
+    new_leaves = [used.get(path_name(path), leaf) for path, leaf in leaves]
     unused = sorted(k for k in source if k not in read and not _scan_alias(k, read)) + foreign
     return jax.tree_util.tree_unflatten(treedef, new_leaves), LoadReport(rows, unused)
 
@@ -524,4 +525,8 @@ def init_state_from(state: Any, shardings: Any, init_from: Mapping[str, Any],
         if isinstance(x, np.ndarray) else ref,
         params, state.params, shardings.params)
     opt_state = jax.jit(init_opt_state, out_shardings=shardings.opt_state)(params)
-    return state.replace(params=params, opt_state=opt_state)
+    ema = None
+    if state.ema_params is not None:  # The EMA starts from the loaded params too.
+        ema = jax.jit(lambda p: jax.tree.map(jnp.copy, p),
+                      out_shardings=shardings.ema_params)(params)
+    return state.replace(params=params, opt_state=opt_state, ema_params=ema)

@@ -1,4 +1,4 @@
-"""Name -> factory registries for models, losses, datasets and evaluators.
+"""Name -> factory registries: models, losses, datasets, evaluators, train steps, data ops.
 
 Projects register their pieces when they are imported:
 
@@ -20,9 +20,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """A config names something that does not exist or has the wrong shape or type."""
+from framework.config import ConfigError  # Defined in config; many modules import it here.
 
 
 class Registry:
@@ -140,6 +138,9 @@ LOSSES = Registry("losses")
 DATASETS = Registry("datasets")
 EVALUATORS = Registry("evaluators")
 INIT_ADAPTERS = Registry("init_adapters")
+# Train step factories named by `config.train_step.name`: factory(parts: framework.step.
+# StepParts, **config keys) -> train_step(state, batch) -> (state, metrics).
+TRAIN_STEPS = Registry("train_steps")
 # Per-example preprocessing ops named in `config.data.<split>.preprocess` strings
 # ("op1(k=v)|op2"), and batch ops in `config.data.<split>.batch_preprocess` (mixup, cutmix).
 PREPROCESS_OPS = Registry("preprocess_ops")

@@ -17,7 +17,7 @@ from flax import linen as nn
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from framework.registry import ConfigError
-from framework.tree_paths import key_names
+from framework.trees import key_names
 
 MESH_AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import logging
 import os
@@ -21,21 +22,22 @@ import framework.losses  # noqa: F401  (registers the built-in losses)
 import framework.models  # noqa: F401  (registers the built-in models)
 from framework import checkpoint as checkpoint_lib
 from framework import config as config_lib
-from framework import console, guards, optim, preemption, registry, state_spec
+from framework import console, guards, optim, preemption, registry
 from framework import flops as flops_lib
 from framework import metrics as metrics_lib
 from framework import sharding as sharding_lib
-from framework import step_flops as step_flops_lib
 from framework import train_state as state_lib
+from framework.config import ConfigError
 from framework.data import pipeline
-from framework.registry import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
 class Run:
-    """Everything built from a config before the first step is compiled."""
+    """Everything built from a config before the first step is compiled. `make_step`:
+    config.train_step's factory with its config keys bound, parts -> train_step (see
+    framework.train_state.train_step_fn)."""
 
     config: ml_collections.ConfigDict
     workdir: str
@@ -45,21 +47,22 @@ class Run:
     loss_fn: Any
     evaluators: dict
     grad_accum_steps: int
+    make_step: Any
 
 
 def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
-    """Validates `config` and builds mesh, model, loss and evaluators; no compute yet.
+    """Builds mesh, model, loss, train step factory and evaluators of `config`, as
+    config.load_config returns it (validated); no compute yet.
 
-    Raises ConfigError for anything the config gets wrong (unknown keys or names, a mesh that
-    does not fit the devices, a batch that does not divide) before anything is compiled.
+    Raises ConfigError for anything the config gets wrong (unknown names or keys of its
+    pieces, a mesh that does not fit the devices, a batch that does not divide) before
+    anything is compiled.
     """
     if not workdir:
         raise ConfigError("--workdir: required (the directory for checkpoints and metrics).")
-    config_lib.validate(config)
     mesh = sharding_lib.make_mesh(config.mesh)
     rules = sharding_lib.logical_rules(config.sharding.rules)
     sharding_lib.check_batch_size(config.batch_size, mesh)
-    guards.on_nonfinite(config)
     metrics_lib.check_wandb(config.get("wandb"))
     accum = int(config.optimizer.get("grad_accum_steps", 1) or 1)
     if accum > 1:
@@ -77,13 +80,18 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
                                   "config.model")
     loss_fn = registry.LOSSES.build(config.loss.name, config_lib.kwargs_of(config.loss),
                                     "config.loss")
+    step_factory = registry.TRAIN_STEPS.get(config.train_step.name, "config.train_step.name")
+    step_kwargs = config_lib.kwargs_of(config.train_step)
+    registry.check_kwargs(step_factory, step_kwargs, "config.train_step",
+                          f"train step {config.train_step.name!r}")
     evaluators = {  # The key is the metric prefix; `name` the registry name (default: key).
         key: registry.EVALUATORS.build(
             kwargs.get("name") or key, config_lib.kwargs_of(kwargs), f"config.evaluators.{key}",
             model=model, config=config, mesh=mesh)
         for key, kwargs in config.evaluators.items()
     }
-    return Run(config, workdir, mesh, rules, model, loss_fn, evaluators, accum)
+    return Run(config, workdir, mesh, rules, model, loss_fn, evaluators, accum,
+               functools.partial(step_factory, **step_kwargs))
 
 
 CONFIG_CHANGE = ("warn", "refuse")
@@ -175,7 +183,8 @@ class Result:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        stop_at_step: int | None = None,
                        on_config_change: str = "warn") -> Result:
-    """Trains `config` in `workdir`, resuming from its latest checkpoint if there is one.
+    """Trains `config` (as config.load_config returns it: validated) in `workdir`, resuming
+    from its latest checkpoint if there is one.
 
     With `stop_at_step`, the run checkpoints and returns after that step (a time-sliced job
     continues later from there); the schedule still spans `config.total_steps`. SIGTERM (or
@@ -188,7 +197,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     run = build(config, workdir)
     if on_config_change != "warn":  # Refuse before anything starts; warnings come later.
         check_config_change(config, workdir, on_config_change)
-    with state_spec.mesh_context(run):
+    with state_lib.mesh_context(run):
         return _train(run, stop_at_step or config.total_steps, on_config_change, started)
 
 
@@ -208,7 +217,7 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn",
     checkpointer = checkpoint_lib.Checkpointer(
         run.workdir, config.checkpoint.max_to_keep, config.checkpoint.async_save)
 
-    params, tx, schedule, abstract_state, state_shardings = state_spec.abstract_training(
+    params, tx, schedule, abstract_state, state_shardings = state_lib.abstract_training(
         run.model, example, config, mesh, run.rules)
     table = optim.describe_param_groups(params, config.optimizer)
     log.info("Parameter groups:\n%s", table)
@@ -242,16 +251,15 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn",
     console.banner(config, mesh, run.workdir, n_params, params_file, start, end)
     console.say("Compiling the train step ...")
     compile_start = time.perf_counter()
-    compiled = state_spec.compile_train_step(run, tx, schedule, abstract_state, state_shardings,
-                                             example)
-    step_flops = step_flops_lib.train_step_flops(run, example, compiled)
-    console.say(f"Compiled in {time.perf_counter() - compile_start:.1f} s "
-                f"({step_flops or float('nan'):.3g} FLOPs per step); training.")
-    writer.write(start, {"params": n_params, "train/flops_per_step": step_flops or 0.0})
+    compiled = state_lib.compile_train_step(run, tx, schedule, abstract_state, state_shardings,
+                                            example)
+    # FLOPs per step (and MFU) are measured by `python -m tools.benchmark`, not at each start.
+    console.say(f"Compiled in {time.perf_counter() - compile_start:.1f} s; training.")
+    writer.write(start, {"params": n_params})
 
     meta = checkpoint_lib.run_metadata(config.to_dict())
     progress = metrics_lib.Progress(config.total_steps, start, config.batch_size)
-    stop_on_nonfinite = guards.on_nonfinite(config) == "stop"
+    stop_on_nonfinite = config.on_nonfinite == "stop"
     count_skipped = config.data.get("on_corrupt", "error") == "skip"
     window: list[dict] = []
     last: dict[str, float] = {}
@@ -292,7 +300,7 @@ def _train(run: Run, stop_at_step: int, on_config_change: str = "warn",
                 if stop_on_nonfinite and (save or evaluate):
                     guards.raise_if_nonfinite(*unchecked, checkpoint_note)
                 if evaluate:
-                    last.update(_evaluate(run, state.params, step, writer))
+                    last.update(_evaluate(run, state.eval_variables(), step, writer))
                 if save:
                     checkpointer.save(step, state, train_iter, meta)
                     saved = os.path.join(checkpointer.directory, str(step))
@@ -354,10 +362,10 @@ def _skipped_records(train_iter, step: int, global_batch: int) -> float:
     return float(mine)
 
 
-def _evaluate(run: Run, params, step: int, writer) -> dict[str, float]:
+def _evaluate(run: Run, variables: dict, step: int, writer) -> dict[str, float]:
     out = {}
     for name, evaluator in run.evaluators.items():
-        for metric, value in evaluator.run(params).items():
+        for metric, value in evaluator.run(variables).items():
             out[f"eval/{name}/{metric}"] = float(value)
     if out:
         writer.write(step, out)

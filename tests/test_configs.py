@@ -36,6 +36,7 @@ def test_config_names_registered_pieces(spec):
     config = cli.load_config(os.path.join(ROOT, spec))
     registry.MODELS.build(config.model.name, config_lib.kwargs_of(config.model), "config.model")
     registry.LOSSES.get(config.loss.name, "config.loss.name")
+    registry.TRAIN_STEPS.get(config.train_step.name, "config.train_step.name")
     for key, evaluator in config.evaluators.items():
         registry.EVALUATORS.get(evaluator.get("name") or key, f"config.evaluators.{key}.name")
     for which in ("train", "eval"):

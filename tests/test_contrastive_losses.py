@@ -99,11 +99,18 @@ def test_registered_losses_read_two_tower_outputs():
     sigmoid = registry.LOSSES.build("image_text.sigmoid_pairwise", {"chunked": False},
                                     "config.loss")
     softmax = registry.LOSSES.build("image_text.softmax_contrastive", {}, "config.loss")
-    assert sigmoid(outputs, {}).shape == (8,)
-    assert softmax(outputs, {}).shape == (8,)
+    loss, metrics = sigmoid(outputs, {})
+    np.testing.assert_allclose(loss, jnp.mean(cl.sigmoid_loss_dense(zimg, ztxt, 10.0, -10.0)),
+                               rtol=1e-6)
+    assert set(metrics) == {"temperature", "bias"} and float(metrics["bias"]) == -10.0
+    # Padding pairs (mask 0) are left out of the mean.
+    mask = jnp.array([1, 1, 1, 1, 1, 1, 0, 0])
+    np.testing.assert_allclose(
+        softmax(outputs, {"mask": mask})[0],
+        jnp.mean(cl.softmax_contrastive_loss(zimg, ztxt, 10.0)[:6]), rtol=1e-6)
     # Without a mesh the chunked form is the dense one.
     chunked = registry.LOSSES.build("image_text.sigmoid_pairwise", {}, "config.loss")
-    np.testing.assert_allclose(chunked(outputs, {}), sigmoid(outputs, {}), rtol=1e-6)
+    np.testing.assert_allclose(chunked(outputs, {})[0], loss, rtol=1e-6)
     with pytest.raises(ValueError, match="bias_init"):
         sigmoid({k: v for k, v in outputs.items() if k != "b"}, {})
     with pytest.raises(ValueError, match="image_text.two_tower"):

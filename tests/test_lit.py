@@ -9,7 +9,7 @@ import pytest
 
 from framework import config as config_lib
 from framework import flops, pretrained, registry, trainer
-from framework.tree_paths import key_names
+from framework.trees import key_names, unbox
 from tools import cli
 
 CONFIG = "projects/lit/configs/synthetic_lit.py:test"
@@ -32,7 +32,7 @@ def setup(tmp_path_factory):
     abstract = jax.eval_shape(lambda b: model.init(jax.random.key(0), b), batch)["params"]
     rng = np.random.default_rng(7)
     source = {key: rng.normal(0, 0.2, spec.shape).astype(np.float32)
-              for key, spec in _flat(flops.unbox(abstract)).items()}
+              for key, spec in _flat(unbox(abstract)).items()}
     path = tmp / "lit_tiny.npz"
     np.savez(path, **source)  # big_vision's layout: one array per '/'-joined param path.
     return tmp, config, model, abstract, source, str(path)
@@ -49,7 +49,7 @@ def test_npz_checkpoint_loads_with_init_from(setup):
     assert {"img/embedding/kernel", "txt/Embed_0/embedding", "t"} <= set(source)
     init_from = {**config.init_from.to_dict(), "path": path, "format": "auto",
                  "target_prefix": ""}
-    params, report = pretrained.load_params(flops.unbox(abstract), init_from)
+    params, report = pretrained.load_params(unbox(abstract), init_from)
     assert report.count("loaded") == len(source) and not report.unused
     loaded = model.apply({"params": params}, _inputs())
     expected = model.apply({"params": pretrained.unflatten(source)}, _inputs())

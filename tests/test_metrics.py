@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
-from framework import flops, metrics
+from framework import flops, metrics, trees
 
 
 def test_metric_writer_jsonl_and_tensorboard(tmp_path):
@@ -95,7 +95,7 @@ def test_count_params_arrays_abstract_and_boxed():
     mesh = jax.make_mesh((8,), ("fsdp",))
     with jax.set_mesh(mesh), nn.logical_axis_rules((("embed", "fsdp"), ("mlp", None))):
         assert flops.count_params(tree) == 23
-        assert flops.unbox(tree)["d"].shape == (2, 3)
+        assert trees.unbox(tree)["d"].shape == (2, 3)
 
 
 def test_matmul_flops():

@@ -113,7 +113,7 @@ def test_evaluator_reports_per_video_accuracy_of_averaged_softmax(tmp_path):
     evaluator = registry.EVALUATORS.build("multiview_classification", {"topk": (1, 2)},
                                           "config.evaluators.multiview_classification",
                                           model=model, config=config, mesh=mesh)
-    result = evaluator.run(params)
+    result = evaluator.run({"params": params})
 
     batches = list(pipeline.make_eval_batches(config.data, 8)())
     stacked = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}

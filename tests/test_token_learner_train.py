@@ -15,6 +15,7 @@ from tools import cli
 
 SHAPES = "projects/token_learner/configs/synthetic_shapes_token_learner.py:test"
 MOTION = "projects/token_learner/configs/synthetic_motion_token_learner.py:test"
+MEAN_TEACHER = SHAPES + "_mean_teacher"
 
 
 def _train(spec, tmp_path, *overrides):
@@ -61,6 +62,24 @@ def test_tiny_video_model_with_token_fuser_trains_sharded(tmp_path):
     assert _sharded_over_fsdp(result.state.params) == 0  # fsdp=4 here: nothing split 8 ways.
     leaf = result.state.params["Transformer"]["encoderblock_0"]["MlpBlock_0"]["Dense_0"]["kernel"]
     assert leaf.addressable_shards[0].data.shape[1] == leaf.shape[1] // 4
+
+
+def test_mean_teacher_variant_trains_and_evaluates_its_ema(image_run, tmp_path):
+    """The project's own train step (self-distillation from the EMA params) trains, and the
+    evaluator scores the EMA params."""
+    config = cli.load_config(MEAN_TEACHER, [
+        f"data.data_dir={image_run[0].data.data_dir}", "checkpoint.async_save=false",
+        "total_steps=4", "log_every=2"])
+    assert config.train_step.name == "token_learner.mean_teacher" and config.ema.decay > 0
+    result = trainer.train_and_evaluate(config, str(tmp_path / "run"))
+    with open(tmp_path / "run" / "metrics.jsonl") as f:
+        rows = [r for r in map(json.loads, f) if "train/loss" in r]
+    assert len(rows) == 2 and rows[-1]["train/loss"] < rows[0]["train/loss"]
+    assert rows[-1]["train/distill_kl"] > 0
+    assert rows[-1]["train/loss"] > rows[-1]["train/supervised_loss"]
+    assert 0.0 <= result.metrics["eval/classification/top1"] <= 1.0
+    head = result.state.ema_params["head"]["kernel"]
+    assert not np.allclose(head, result.state.params["head"]["kernel"])
 
 
 def test_visualize_draws_the_trained_maps(image_run, tmp_path):

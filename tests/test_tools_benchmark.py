@@ -136,7 +136,8 @@ def test_step_flops_count_scanned_layers_and_accumulation(tmp_path):
 
     from framework import config as config_lib
     from framework import flops as flops_lib
-    from framework import state_spec, step, trainer
+    from framework import train_state as state_lib
+    from framework import trainer
 
     def config(scan=False, accum=1):
         c = config_lib.load_config(TINY, [f"data.data_dir={tmp_path / 'data'}"])
@@ -151,8 +152,8 @@ def test_step_flops_count_scanned_layers_and_accumulation(tmp_path):
     assert accumulated == pytest.approx(plain, rel=0.02)
     # XLA's count of the scanned program itself covers one of the two layers: what was fixed.
     run = trainer.build(config(scan=True), workdir="(test)")
-    with state_spec.mesh_context(run):
-        spec = state_spec.state_spec(run)
-        train_step = step.make_train_step(run.model, run.loss_fn, spec.tx, spec.schedule)
+    with state_lib.mesh_context(run):
+        spec = state_lib.state_spec(run)
+        train_step = state_lib.train_step_fn(run, spec.tx, spec.schedule)
         lowered = jax.jit(train_step).lower(spec.abstract_state, spec.example)
     assert flops_lib.compiled_flops(lowered) < 0.9 * plain

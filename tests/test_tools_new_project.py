@@ -18,7 +18,7 @@ import pytest
 from flax import serialization
 
 from framework import config as config_lib
-from framework import flops, registry
+from framework import flops, registry, trees
 from tools import cli, new_project
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -142,7 +142,7 @@ def _reference(project):
     rng = np.random.default_rng(0)
     inputs = {k: rng.normal(size=s.shape).astype(s.dtype) for k, s in
               flops.abstract_example_batch(config.model_input, batch_size=2).items()}
-    params = flops.unbox(model.init(jax.random.key(0), inputs)["params"])
+    params = trees.unbox(model.init(jax.random.key(0), inputs)["params"])
     params = jax.tree.map(
         lambda p: np.asarray(p) + rng.normal(0, 0.05, p.shape).astype(np.float32), params)
     logits = np.asarray(model.apply({"params": params}, inputs))

@@ -39,10 +39,10 @@ def test_multiview_2x3_equals_average_of_six_views_by_hand(tmp_path):
                                           "config.evaluators.multiview_classification",
                                           model=model, config=config, mesh=mesh)
     with jax.set_mesh(mesh):
-        result = evaluator.run(params)
+        result = evaluator.run({"params": params})
         averager = ViewAverager()
         for local in evaluator.batches():
-            out = evaluator._step(params, sharding.shard_batch(local, mesh))
+            out = evaluator._step({"params": params}, sharding.shard_batch(local, mesh))
             averager.add(out["video_index"], out["scores"], out["label"],
                          np.asarray(out["mask"], bool))
     _, pipeline_mean, _ = averager.mean_scores()
@@ -67,13 +67,17 @@ def test_epic_kitchens_loss_and_action_accuracy():
                                     "config.loss")
     logits = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7)), jnp.float32)
     batch = {"verb_label": jnp.array([0, 2]), "noun_label": jnp.array([3, 1])}
-    want = (-jax.nn.log_softmax(logits[:, :3])[jnp.arange(2), batch["verb_label"]]
-            - jax.nn.log_softmax(logits[:, 3:])[jnp.arange(2), batch["noun_label"]])
-    np.testing.assert_allclose(loss_fn(logits, batch), want, rtol=1e-6)
+    verb = -jax.nn.log_softmax(logits[:, :3])[jnp.arange(2), batch["verb_label"]]
+    noun = -jax.nn.log_softmax(logits[:, 3:])[jnp.arange(2), batch["noun_label"]]
+    want = jnp.mean(verb + noun)
+    loss, metrics = loss_fn(logits, batch)
+    np.testing.assert_allclose(loss, want, rtol=1e-6)
+    np.testing.assert_allclose(metrics["verb_loss"], jnp.mean(verb), rtol=1e-6)
+    np.testing.assert_allclose(metrics["noun_loss"], jnp.mean(noun), rtol=1e-6)
     op = registry.PREPROCESS_OPS.get("vivit.verb_noun_targets")(num_verbs=3, num_nouns=4)
     two_hot = np.stack([op({"verb_label": v, "noun_label": n}, None)["label"]
                         for v, n in zip([0, 2], [3, 1])])
-    np.testing.assert_allclose(loss_fn(logits, {"label": jnp.asarray(two_hot)}), want,
+    np.testing.assert_allclose(loss_fn(logits, {"label": jnp.asarray(two_hot)})[0], want,
                                rtol=1e-6)
 
     verbs, nouns = ViewAverager(), ViewAverager()

@@ -70,25 +70,24 @@ def prepare_train_step(config: Any) -> tuple[Callable[[], float], dict, dict]:
 
     from framework import flops as flops_lib
     from framework import sharding as sharding_lib
-    from framework import state_spec, trainer
-    from framework import step_flops as step_flops_lib
     from framework import train_state as state_lib
+    from framework import trainer
 
     run = trainer.build(config, workdir="(benchmark: no workdir)")
-    with state_spec.mesh_context(run):
-        spec = state_spec.state_spec(run)
+    with state_lib.mesh_context(run):
+        spec = state_lib.state_spec(run)
         example, shardings = spec.example, spec.shardings
         batch = sharding_lib.shard_batch(spec.local_batch, run.mesh)
         state = state_lib.create_train_state(run.model, spec.tx, example, shardings, config.seed)
         start = time.perf_counter()
-        compiled = state_spec.compile_train_step(run, spec.tx, spec.schedule,
-                                                 spec.abstract_state, shardings, example)
+        compiled = state_lib.compile_train_step(run, spec.tx, spec.schedule,
+                                                spec.abstract_state, shardings, example)
         compile_time = time.perf_counter() - start
-        step_flops = step_flops_lib.train_step_flops(run, example, compiled)
+        step_flops = train_step_flops(run, example, compiled)
     holder = {"state": state}
 
     def run_step() -> float:
-        with state_spec.mesh_context(run):
+        with state_lib.mesh_context(run):
             holder["state"], metrics = compiled(holder["state"], batch)
             return float(jax.block_until_ready(metrics)["loss"])
 
@@ -100,6 +99,31 @@ def prepare_train_step(config: Any) -> tuple[Callable[[], float], dict, dict]:
         "num_devices": num_devices,
         "batch_size": int(config.batch_size),
     }, spec.local_batch
+
+
+def train_step_flops(run: Any, example: dict, compiled: Any) -> float | None:
+    """Returns XLA's FLOPs (a multiply-add = 2) of one train step of `run` (trainer.build's
+    Run) over all devices, loops counted as many times as they run.
+
+    XLA's cost analysis counts a loop body (a layer scan, the micro-batch scan of gradient
+    accumulation) once. Without such loops this is the compiled step's per-device count
+    times the devices; otherwise the whole-program count of an equivalent step that is only
+    lowered: the model with its layer scans off and the whole batch as one micro-batch (the
+    sum of the micro-batch gradients is the full-batch gradient). `example` is the abstract
+    global batch; call inside the run's mesh context. None when the backend gives no count.
+    """
+    import jax
+
+    from framework import flops as flops_lib
+    from framework import train_state as state_lib
+
+    model = flops_lib.without_layer_scan(run.model)
+    if model is run.model and run.grad_accum_steps == 1:
+        per_device = flops_lib.compiled_flops(compiled)
+        return None if per_device is None else per_device * int(run.mesh.devices.size)
+    built = state_lib.abstract_training(model, example, run.config, run.mesh, run.rules)
+    unrolled = state_lib.train_step_fn(run, built.tx, built.schedule, model, 1)
+    return flops_lib.compiled_flops(jax.jit(unrolled).lower(built.abstract_state, example))
 
 
 def time_steps(runners: dict[str, Callable[[], float]], steps: int,

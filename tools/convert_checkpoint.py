@@ -174,13 +174,13 @@ def convert_for_config(config: Any, init_from: dict, workdir: str, dry_run: bool
     WORKDIR/config.json.
     """
     from framework import checkpoint as checkpoint_lib
-    from framework import pretrained, state_spec, trainer
+    from framework import pretrained, trainer
     from framework import train_state as state_lib
     from framework.data import pipeline
 
     run = trainer.build(config, workdir)
-    with state_spec.mesh_context(run):
-        spec = state_spec.state_spec(run)
+    with state_lib.mesh_context(run):
+        spec = state_lib.state_spec(run)
         loaded = pretrained.load_params(spec.abstract_state.params, init_from)
         report = loaded[1]
         if dry_run:

@@ -84,7 +84,8 @@ def evaluate(workdir: str, eval_config: Any | None = None, step: int | None = No
     Returns (step, {"eval/<evaluator>/<metric>": value}).
     """
     from framework import checkpoint as checkpoint_lib
-    from framework import state_spec, trainer
+    from framework import train_state as state_lib
+    from framework import trainer
     from framework.registry import ConfigError
 
     train_config = run_config(workdir, train_overrides)
@@ -98,12 +99,12 @@ def evaluate(workdir: str, eval_config: Any | None = None, step: int | None = No
     try:
         step = pick_step(checkpointer, step)
         run = trainer.build(config, workdir)
-        with state_spec.mesh_context(run):
-            spec = state_spec.state_spec(run, train_config)
+        with state_lib.mesh_context(run):
+            spec = state_lib.state_spec(run, train_config)
             state, _ = checkpointer.restore(step, spec.abstract_state, None)
             metrics = {}
             for name, evaluator in run.evaluators.items():
-                for metric, value in evaluator.run(state.params).items():
+                for metric, value in evaluator.run(state.eval_variables()).items():
                     metrics[f"eval/{name}/{metric}"] = float(value)
     finally:
         checkpointer.close()

@@ -13,7 +13,7 @@ from jax.sharding import Mesh
 
 from framework import registry, sharding
 from framework.data import pipeline
-from framework.losses import as_targets, softmax_cross_entropy
+from framework.losses import as_targets, logits_of, softmax_cross_entropy
 from framework.registry import ConfigError
 
 
@@ -60,8 +60,8 @@ class ClassificationEvaluator:
         self.batches = pipeline.make_eval_batches(eval_data_config(config, data), self.batch_size)
         self._step = jax.jit(self._sums)
 
-    def _sums(self, params, batch: dict) -> dict[str, jax.Array]:
-        logits = self.model.apply({"params": params}, batch, train=False)
+    def _sums(self, variables, batch: dict) -> dict[str, jax.Array]:
+        logits = logits_of(self.model.apply(variables, batch, train=False))
         labels = batch[self.label_key]
         mask = batch["mask"].astype(jnp.float32)
         loss = softmax_cross_entropy(logits, as_targets(labels, logits.shape[-1]))
@@ -70,11 +70,13 @@ class ClassificationEvaluator:
             sums[f"top{k}"] = jnp.sum(topk_correct(logits, labels, min(k, logits.shape[-1])) * mask)
         return sums
 
-    def run(self, params) -> dict[str, float]:
-        """Evaluates `params`; returns {"top1": ..., "top5": ..., "loss": ..., "count": n}."""
+    def run(self, variables) -> dict[str, float]:
+        """Evaluates the model variables {"params": ..., and its collections such as
+        "batch_stats"} (see TrainState.eval_variables); returns {"top1": ..., "top5": ...,
+        "loss": ..., "count": n}."""
         totals: dict[str, float] = {}
         for local in self.batches():
-            sums = jax.device_get(self._step(params, sharding.shard_batch(local, self.mesh)))
+            sums = jax.device_get(self._step(variables, sharding.shard_batch(local, self.mesh)))
             for name, value in sums.items():
                 totals[name] = totals.get(name, 0.0) + float(np.asarray(value))
         count = totals.pop("count", 0.0)

@@ -18,6 +18,7 @@ from jax.experimental import multihost_utils
 
 from framework import registry, sharding
 from framework.evaluators.classification import ClassificationEvaluator
+from framework.losses import logits_of
 
 
 class ViewAverager:
@@ -78,24 +79,24 @@ class MultiViewClassificationEvaluator(ClassificationEvaluator):
     config.batch_size), `topk` and `label_key`.
     """
 
-    def _sums(self, params, batch: dict) -> dict[str, jax.Array]:
+    def _sums(self, variables, batch: dict) -> dict[str, jax.Array]:
         # The base class jits this as its step: here it returns the per-view scores.
-        return self._scores(params, batch)
+        return self._scores(variables, batch)
 
-    def _scores(self, params, batch: dict) -> dict[str, jax.Array]:
+    def _scores(self, variables, batch: dict) -> dict[str, jax.Array]:
         """Returns per-view "scores" (B, C) softmax, "video_index", "label" and "mask" of a
         global batch (subclasses with other heads override this)."""
-        logits = self.model.apply({"params": params}, batch, train=False)
+        logits = logits_of(self.model.apply(variables, batch, train=False))
         return {"scores": jax.nn.softmax(logits.astype(jnp.float32), axis=-1),
                 "video_index": batch["video_index"], "label": batch[self.label_key],
                 "mask": batch["mask"]}
 
-    def run(self, params) -> dict[str, float]:
-        """Evaluates `params`; returns {"top1", "top5", ..., "count" (videos),
-        "views_per_video"}."""
+    def run(self, variables) -> dict[str, float]:
+        """Evaluates the model `variables` ({"params": ...} and collections); returns
+        {"top1", "top5", ..., "count" (videos), "views_per_video"}."""
         averager = ViewAverager()
         for local in self.batches():
-            out = self._step(params, sharding.shard_batch(local, self.mesh))
+            out = self._step(variables, sharding.shard_batch(local, self.mesh))
             out = multihost_utils.process_allgather(out, tiled=True)
             averager.add(out["video_index"], out["scores"], out["label"],
                          np.asarray(out["mask"], bool))

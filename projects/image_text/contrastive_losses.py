@@ -1,9 +1,9 @@
 """Image-text contrastive losses: softmax (CLIP / LiT) and sigmoid (SigLIP), dense and chunked.
 
 The losses read the two-tower model's outputs {"zimg": (B, E), "ztxt": (B, E) (both
-L2-normalised), "t": () temperature, "b": () bias} and return a per-example loss (B,), one
-entry per image-text pair of the global batch. The trainer averages it over the batch
-(weighted by `batch["mask"]` when present), and that mean is the paper's loss:
+L2-normalised), "t": () temperature, "b": () bias} and return (loss, metrics): the mean
+over the pairs of the global batch (`losses.masked_mean`: padding pairs left out) of a
+per-pair loss (B,), which is the paper's loss, and the temperature (and bias) as metrics:
 
 - softmax: entry i is (CE(image i -> all texts, target i) + CE(text i -> all images, target
   i)) / 2, so the mean is CLIP's symmetric loss.
@@ -30,10 +30,10 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from framework import registry
+from framework import losses, registry
 from framework.sharding import BATCH_AXES
 
-LossFn = Callable[[dict, dict], jax.Array]
+LossFn = Callable[[dict, dict], tuple[jax.Array, dict]]
 
 
 def pair_logits(zimg: jax.Array, ztxt: jax.Array, t: jax.Array,
@@ -175,29 +175,28 @@ def _outputs(outputs: dict, need_bias: bool) -> tuple:
 
 @registry.LOSSES.register("image_text.softmax_contrastive", formerly=("softmax_contrastive",))
 def softmax_contrastive() -> LossFn:
-    """CLIP / LiT symmetric softmax contrastive loss over the global batch, per pair (B,)."""
+    """CLIP / LiT symmetric softmax contrastive loss over the global batch; metric
+    `temperature`."""
 
-    def loss(outputs: dict, batch: dict) -> jax.Array:
-        del batch
+    def loss(outputs: dict, batch: dict) -> tuple[jax.Array, dict]:
         zimg, ztxt, t, _ = _outputs(outputs, need_bias=False)
-        return softmax_contrastive_loss(zimg, ztxt, t)
+        per_pair = softmax_contrastive_loss(zimg, ztxt, t)
+        return losses.masked_mean(per_pair, batch), {"temperature": t}
 
     return loss
 
 
 @registry.LOSSES.register("image_text.sigmoid_pairwise", formerly=("sigmoid_pairwise",))
 def sigmoid_pairwise(chunked: bool = True) -> LossFn:
-    """SigLIP pairwise sigmoid loss, per image (B,) (see the module docstring).
+    """SigLIP pairwise sigmoid loss (see the module docstring); metrics `temperature`, `bias`.
 
     `chunked`: compute it in the device ring (`sigmoid_loss_chunked`, the paper's efficient
     form; the same value and gradients) instead of over the global (B, B) logits.
     """
 
-    def loss(outputs: dict, batch: dict) -> jax.Array:
-        del batch
+    def loss(outputs: dict, batch: dict) -> tuple[jax.Array, dict]:
         zimg, ztxt, t, b = _outputs(outputs, need_bias=True)
-        if chunked:
-            return sigmoid_loss_chunked(zimg, ztxt, t, b)
-        return sigmoid_loss_dense(zimg, ztxt, t, b)
+        fn = sigmoid_loss_chunked if chunked else sigmoid_loss_dense
+        return losses.masked_mean(fn(zimg, ztxt, t, b), batch), {"temperature": t, "bias": b}
 
     return loss

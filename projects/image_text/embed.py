@@ -44,7 +44,7 @@ def gather(x: jax.Array) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
-def embed_texts(model: nn.Module, params, tokens: np.ndarray, mesh: Mesh, batch_size: int,
+def embed_texts(model: nn.Module, variables, tokens: np.ndarray, mesh: Mesh, batch_size: int,
                 text_key: str = "text") -> np.ndarray:
     """Returns the text embeddings (N, E) float32 of token ids (N, L), in sharded batches.
 
@@ -54,16 +54,16 @@ def embed_texts(model: nn.Module, params, tokens: np.ndarray, mesh: Mesh, batch_
     count = len(tokens)
     padded = -(-count // batch_size) * batch_size
     tokens = np.concatenate([tokens, np.repeat(tokens[-1:], padded - count, axis=0)])
-    out = [gather(apply(params, global_batch_array(tokens[i:i + batch_size], mesh)))
+    out = [gather(apply(variables, global_batch_array(tokens[i:i + batch_size], mesh)))
            for i in range(0, padded, batch_size)]
     return np.concatenate(out)[:count]
 
 
 def _text_apply(model: nn.Module, text_key: str) -> Callable:
-    return jax.jit(lambda p, t: model.apply({"params": p}, {text_key: t}, train=False)["ztxt"])
+    return jax.jit(lambda v, t: model.apply(v, {text_key: t}, train=False)["ztxt"])
 
 
-def embed_split(model: nn.Module, params, batches: Callable[[], Iterator[dict]], mesh: Mesh,
+def embed_split(model: nn.Module, variables, batches: Callable[[], Iterator[dict]], mesh: Mesh,
                 keys: tuple[str, ...], extra: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """One pass over eval `batches`; returns the model's outputs and batch fields, unpadded.
 
@@ -71,11 +71,11 @@ def embed_split(model: nn.Module, params, batches: Callable[[], Iterator[dict]],
     "zimg" / "ztxt" (N, E) for the towers that ran and the batch fields named in `extra`
     (e.g. "label"), with the padding examples (mask False) dropped.
     """
-    step = jax.jit(lambda p, b: model.apply({"params": p}, b, train=False))
+    step = jax.jit(lambda v, b: model.apply(v, b, train=False))
     parts: dict[str, list[np.ndarray]] = {}
     for local in batches():
         batch = sharding.shard_batch(local, mesh)
-        outputs = step(params, {k: batch[k] for k in keys})
+        outputs = step(variables, {k: batch[k] for k in keys})
         mask = gather(batch["mask"]).astype(bool)
         fields = {k: outputs[k] for k in ("zimg", "ztxt") if k in outputs}
         fields.update({k: batch[k] for k in extra})

@@ -56,9 +56,9 @@ class RetrievalEvaluator:
         self.batches = pipeline.make_eval_batches(eval_data_config(config, data),
                                                   self.batch_size)
 
-    def run(self, params) -> dict[str, float]:
+    def run(self, variables) -> dict[str, float]:
         """Returns {"i2t_recall@1": ..., "t2i_recall@1": ..., ..., "count": N}."""
-        split = embed_split(self.model, params, self.batches, self.mesh, self.keys)
+        split = embed_split(self.model, variables, self.batches, self.mesh, self.keys)
         zimg, ztxt = split["zimg"], split["ztxt"]
         out = {}
         for name, ranks in (("i2t", correct_ranks(zimg, ztxt)),

@@ -78,16 +78,16 @@ class ZeroShotEvaluator:
                                        for name in self.class_names for t in self.templates])
         self.batches = pipeline.make_eval_batches(data_config, self.batch_size)
 
-    def classifier(self, params) -> np.ndarray:
+    def classifier(self, variables) -> np.ndarray:
         """Returns the zero-shot classifier (C, E): one normalised text embedding per class."""
-        text = embed_texts(self.model, params, self.prompt_tokens, self.mesh, self.batch_size,
+        text = embed_texts(self.model, variables, self.prompt_tokens, self.mesh, self.batch_size,
                            self.text_key)
         return class_embeddings(text, len(self.class_names), len(self.templates))
 
-    def run(self, params) -> dict[str, float]:
+    def run(self, variables) -> dict[str, float]:
         """Returns {"top1": ..., "top5": ..., "count": N} over the whole eval split."""
-        classes = self.classifier(params)
-        split = embed_split(self.model, params, self.batches, self.mesh, (self.image_key,),
+        classes = self.classifier(variables)
+        split = embed_split(self.model, variables, self.batches, self.mesh, (self.image_key,),
                             extra=(self.label_key,))
         scores = split["zimg"] @ classes.T
         labels = split[self.label_key].astype(np.int64)

@@ -6,7 +6,8 @@ both heads' top-1 are right (the arg-max of the product of the two softmaxes, as
 
 - preprocess op "vivit.verb_noun_targets(num_verbs, num_nouns)": int `verb_label` / `noun_label`
   -> `label` float32 (num_verbs + num_nouns,), a two-hot target that mixup can blend.
-- loss "vivit.epic_kitchens_xent": softmax cross-entropy of each head, summed.
+- loss "vivit.epic_kitchens_xent": softmax cross-entropy of each head, summed (each head's
+  mean logged as a metric).
 - `split_heads` / `head_targets`: shared by the loss and the evaluator.
 """
 
@@ -19,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from framework import registry
-from framework.losses import LossFn, smooth, softmax_cross_entropy
+from framework.losses import LossFn, logits_of, masked_mean, smooth, softmax_cross_entropy
 
 EPIC_KITCHENS_100 = {"num_verbs": 97, "num_nouns": 300}
 
@@ -47,18 +48,22 @@ def head_targets(batch: dict, num_verbs: int, num_nouns: int, label_key: str = "
 @registry.LOSSES.register("vivit.epic_kitchens_xent", formerly=("epic_kitchens_xent",))
 def epic_kitchens_xent(num_verbs: int = 97, num_nouns: int = 300,
                        label_smoothing: float = 0.0, label_key: str = "label") -> LossFn:
-    """Returns loss(logits (B, V + N), batch) -> (B,): verb plus noun softmax cross-entropy,
-    each head's targets smoothed by `label_smoothing`."""
+    """Returns loss(logits (B, V + N), batch) -> (mean verb plus noun softmax cross-entropy,
+    {"verb_loss", "noun_loss"}), each head's targets smoothed by `label_smoothing`."""
 
-    def loss(logits: jax.Array, batch: dict) -> jax.Array:
+    def loss(outputs, batch: dict) -> tuple[jax.Array, dict]:
+        logits = logits_of(outputs)
         if logits.shape[-1] != num_verbs + num_nouns:
             raise ValueError(f"vivit.epic_kitchens_xent: logits have {logits.shape[-1]} classes, "
                              f"expected num_verbs + num_nouns = {num_verbs + num_nouns} "
                              "(config.model.num_classes).")
         verb_logits, noun_logits = split_heads(logits, num_verbs)
         verbs, nouns = head_targets(batch, num_verbs, num_nouns, label_key)
-        return (softmax_cross_entropy(verb_logits, smooth(verbs, label_smoothing))
-                + softmax_cross_entropy(noun_logits, smooth(nouns, label_smoothing)))
+        verb = masked_mean(softmax_cross_entropy(verb_logits, smooth(verbs, label_smoothing)),
+                           batch)
+        noun = masked_mean(softmax_cross_entropy(noun_logits, smooth(nouns, label_smoothing)),
+                           batch)
+        return verb + noun, {"verb_loss": verb, "noun_loss": noun}
 
     return loss
 

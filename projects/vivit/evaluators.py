@@ -12,6 +12,7 @@ from jax.experimental import multihost_utils
 
 from framework import registry, sharding
 from framework.evaluators.multiview import MultiViewClassificationEvaluator, ViewAverager
+from framework.losses import logits_of
 from projects.vivit.epic_kitchens import split_heads
 
 
@@ -30,20 +31,20 @@ class EpicKitchensMultiViewEvaluator(MultiViewClassificationEvaluator):
         self.num_verbs = int(num_verbs)
         super().__init__(**kwargs)
 
-    def _scores(self, params, batch: dict) -> dict[str, jax.Array]:
-        logits = self.model.apply({"params": params}, batch, train=False)
+    def _scores(self, variables, batch: dict) -> dict[str, jax.Array]:
+        logits = logits_of(self.model.apply(variables, batch, train=False))
         verbs, nouns = split_heads(logits.astype(jnp.float32), self.num_verbs)
         return {"verb_scores": jax.nn.softmax(verbs, axis=-1),
                 "noun_scores": jax.nn.softmax(nouns, axis=-1),
                 "video_index": batch["video_index"], "verb_label": batch["verb_label"],
                 "noun_label": batch["noun_label"], "mask": batch["mask"]}
 
-    def run(self, params) -> dict[str, float]:
+    def run(self, variables) -> dict[str, float]:
         """Returns {"verb_top1", "verb_top5", "noun_top1", "noun_top5", "action_top1",
         "count" (videos), "views_per_video"}."""
         heads = {"verb": ViewAverager(), "noun": ViewAverager()}
         for local in self.batches():
-            out = self._step(params, sharding.shard_batch(local, self.mesh))
+            out = self._step(variables, sharding.shard_batch(local, self.mesh))
             out = multihost_utils.process_allgather(out, tiled=True)
             mask = np.asarray(out["mask"], bool)
             for name, averager in heads.items():
