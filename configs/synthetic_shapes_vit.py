@@ -39,6 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.model.mlp_dim = 64
         c.model.num_heads = 2
         c.model.patch_size = (4, 4)
+        c.optimizer.lr = 2e-3
         c.data.train.num_train = 512
         c.data.train.num_eval = 64
         c.data.eval.num_train = 512

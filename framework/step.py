@@ -5,8 +5,8 @@ collections), `value_and_grads` (gradients, accumulated over micro-batches) and
 `apply_gradients` (optimizer update behind the non-finite guard, EMA, step count).
 `make_train_step` composes them; `config.train_step.name` picks a factory from
 registry.TRAIN_STEPS ("default" is `make_train_step` with the model's objective). A project
-registers its own step by giving `make_train_step` another objective, as
-projects/token_learner/distill.py does.
+registers its own step by giving `make_train_step` another objective (TokenLearner's
+mean-teacher step does).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from jax.sharding import PartitionSpec
 from framework import config as config_lib
 from framework import losses, registry, sharding, step, trainer, trees
 from framework.train_state import TrainState, abstract_state_and_shardings
+from tools import cli
 
 DEMO = "configs/synthetic_shapes_vit.py:test"
 OLD_WORKDIR = "tests/data/workdir_e2bc362"  # Written by commit e2bc362 (before this step).
@@ -133,6 +134,7 @@ def _config(data_dir, *overrides):
         {"name": "token_learner.mean_teacher", "weight": 0.5, "temperature": 2.0})
     config.ema.decay = 0.5
     config_lib.validate(config)
+    cli.import_project(config)
     return config
 
 
