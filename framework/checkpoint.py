@@ -23,6 +23,8 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from framework import checkpoint_integrity as integrity
+from framework.checkpoint_integrity import CheckpointCorruptError
 from framework.registry import ConfigError
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class Checkpointer:
         """
         if step in self.manager.all_steps():
             return False
+        meta = integrity.record(meta, state, data_iterator)
         items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
@@ -81,14 +84,20 @@ class Checkpointer:
         `data_iterator` (or None) is set to the saved position in place. Returns
         (state, meta). Raises CheckpointMismatchError when the saved state's tree or shapes
         differ from `abstract_state` (a different model or optimizer than the run that wrote
-        it).
+        it). Raises CheckpointCorruptError when a file of the checkpoint fails its checksum
+        (see framework/checkpoint_integrity.py); the error names the file or the array.
         """
-        check_structure(self.directory, step, abstract_state)
+        step_dir = os.path.join(self.directory, str(step))
+        _, record = integrity.read_meta(step_dir)
+        if data_iterator is not None:
+            integrity.verify_data_state(step_dir, record)
+        check_structure(self.directory, step, abstract_state, record)
         items = {"state": ocp.args.StandardRestore(abstract_state),
                  "meta": ocp.args.JsonRestore()}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+        integrity.verify_arrays(restored["state"], record, os.path.join(step_dir, "state"))
         return restored["state"], restored["meta"]
 
     def restore_latest(self, abstract_state: Any,
@@ -107,9 +116,9 @@ class Checkpointer:
                 raise
             except Exception as e:  # noqa: BLE001 - any read failure: fall back to the previous.
                 target = _move_aside(self.directory, str(step))
-                log.warning("Checkpoint %s/%d could not be read (%s: %s); moved it to %s and "
+                log.warning("Checkpoint %s/%d could not be read (%s); moved it to %s and "
                             "trying the previous one.", self.directory, step,
-                            type(e).__name__, str(e)[:500], target)
+                            integrity.storage_error(e), target)
                 self.manager.reload()
                 continue
             return step, state, meta
@@ -187,16 +196,39 @@ def _sync_processes(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def check_structure(directory: str, step: int, abstract_state: Any) -> None:
+def read_saved_shapes(state_dir: str) -> dict[str, tuple[int, ...]]:
+    """Returns {tree path: shape} of the arrays saved in `state_dir` (a checkpoint's state).
+
+    Raises CheckpointCorruptError with the storage's own words (the file, a CRC failure)
+    when the description cannot be read.
+    """
+    try:
+        saved = ocp.StandardCheckpointHandler().metadata(epath.Path(state_dir))
+        saved = getattr(saved, "item_metadata", saved)
+        return {integrity.path_name(p): tuple(getattr(leaf, "shape", ()) or ())
+                for p, leaf in jax.tree_util.tree_flatten_with_path(saved)[0]}
+    except Exception as e:  # noqa: BLE001 - an unreadable tree description is corruption.
+        raise CheckpointCorruptError(f"{state_dir}: the description of the saved arrays cannot "
+                                     f"be read ({integrity.storage_error(e)}).") from e
+
+
+def check_structure(directory: str, step: int, abstract_state: Any,
+                    record: dict | None = None) -> None:
     """Raises CheckpointMismatchError unless checkpoint `step`'s state has the tree paths and
-    shapes of `abstract_state` (a tree of jax.ShapeDtypeStruct)."""
+    shapes of `abstract_state` (a tree of jax.ShapeDtypeStruct).
+
+    With the checkpoint's integrity `record` (checked metadata), a state/_METADATA that
+    disagrees with the record is corruption: CheckpointCorruptError names the file.
+    """
     path = os.path.join(directory, str(step), "state")
-    saved = ocp.StandardCheckpointHandler().metadata(epath.Path(path))
-    saved = getattr(saved, "item_metadata", saved)
-    saved_shapes = {_path_name(p): tuple(getattr(leaf, "shape", ()) or ())
-                    for p, leaf in jax.tree_util.tree_flatten_with_path(saved)[0]}
-    wanted = {_path_name(p): tuple(leaf.shape)
+    wanted = {integrity.path_name(p): tuple(leaf.shape)
               for p, leaf in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
+    saved_shapes = read_saved_shapes(path)
+    recorded = record and {k: tuple(v) for k, v in record.get("shapes", {}).items()}
+    if recorded and saved_shapes != recorded:
+        raise CheckpointCorruptError(
+            f"{path}/_METADATA: the tree description differs from the one recorded at save "
+            "(a corrupt file).")
     problems = [f"{k}: missing in the checkpoint" for k in wanted if k not in saved_shapes]
     problems += [f"{k}: only in the checkpoint" for k in saved_shapes if k not in wanted]
     problems += [f"{k}: checkpoint shape {saved_shapes[k]} but this run needs {shape}"
@@ -209,11 +241,6 @@ def check_structure(directory: str, step: int, abstract_state: Any) -> None:
             f"checkpoint {path} does not fit this run's model/optimizer:\n  {shown}{more}\n"
             "It was written by a run with another config. Use a new --workdir (or restore the "
             "earlier config); to start from these weights, set config.init_from.path instead.")
-
-
-def _path_name(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
-                    for k in path)
 
 
 def run_metadata(config_json: dict) -> dict:
