@@ -21,7 +21,7 @@ import framework.models  # noqa: F401  (registers the built-in models)
 from framework import checkpoint as checkpoint_lib
 from framework import config as config_lib
 from framework import flops as flops_lib
-from framework import guards, optim, preemption, registry, state_spec
+from framework import guards, optim, preemption, registry, state_spec, workdir_lock
 from framework import metrics as metrics_lib
 from framework import sharding as sharding_lib
 from framework import step_flops as step_flops_lib
@@ -165,13 +165,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     JAX's preemption notice) checkpoints after the current step and returns with
     `preempted=True`. `on_config_change` ("warn" or "refuse") says what to do when the
     workdir holds a different config.json (see `check_config_change`). Raises
+    workdir_lock.WorkdirInUseError when another run holds the workdir, and
     guards.NonFiniteError when a loss or gradient is NaN/Inf and config.on_nonfinite="stop".
     """
     run = build(config, workdir)
     if on_config_change != "warn":  # Refuse before anything starts; warnings come later.
         check_config_change(config, workdir, on_config_change)
     os.makedirs(workdir, exist_ok=True)
-    with state_spec.mesh_context(run):
+    with workdir_lock.WorkdirLock(workdir), state_spec.mesh_context(run):
         return _train(run, stop_at_step or config.total_steps, on_config_change)
 
 
