@@ -11,10 +11,12 @@ WORKDIR/checkpoints_incomplete/ with a warning, so that the previous checkpoint 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
 import re
+import shutil
 import time
 from typing import Any
 
@@ -54,6 +56,8 @@ class Checkpointer:
         )
         self.manager = ocp.CheckpointManager(
             self.directory, item_names=("state", "data", "meta"), options=options)
+        self._in_flight: int | None = None  # The step of the asynchronous save in flight.
+        self._failed: WorkdirWriteError | None = None
 
     def latest_step(self) -> int | None:
         """Returns the step of the newest committed checkpoint, or None when there is none."""
@@ -75,7 +79,25 @@ class Checkpointer:
         items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-        return self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+        with self._writing(step):
+            started = self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+        self._in_flight = step
+        return started
+
+    @contextlib.contextmanager
+    def _writing(self, step: int | None = None):
+        """Turns a failed write (of `step`, or of the save in flight) into
+        WorkdirWriteError; after one, the manager is not used again."""
+        if self._failed is not None:
+            raise self._failed
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 - any write failure stops the run, named.
+            failed = self._in_flight if self._in_flight is not None else step
+            self._failed = WorkdirWriteError(write_failure(
+                f"saving checkpoint {failed} in {self.directory}", self.directory, e,
+                committed_steps(self.directory)))
+            raise self._failed from e
 
     def restore(self, step: int, abstract_state: Any, data_iterator: Any) -> tuple[Any, dict]:
         """Restores the checkpoint at `step`.
@@ -130,17 +152,62 @@ class Checkpointer:
             step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
     def wait(self) -> None:
-        """Blocks until every save in flight has been committed."""
-        self.manager.wait_until_finished()
+        """Blocks until every save in flight has been committed.
+
+        Raises WorkdirWriteError when that save failed (a full disk, any write error).
+        """
+        with self._writing():
+            self.manager.wait_until_finished()
+        self._in_flight = None
 
     def close(self) -> None:
-        """Waits for saves in flight and releases the manager."""
-        self.manager.wait_until_finished()
-        self.manager.close()
+        """Waits for saves in flight and releases the manager (raises as `wait` does; after a
+        write error has been raised once, closing only releases)."""
+        if self._failed is not None:
+            with contextlib.suppress(Exception):
+                self.manager.close()
+            return
+        try:
+            self.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                self.manager.close()
 
 
 class CheckpointMismatchError(ConfigError):
     """A checkpoint's state does not fit this run's model or optimizer (message says where)."""
+
+
+class WorkdirWriteError(RuntimeError):
+    """A write to the workdir failed (a full disk or another write error); the message names
+    the path, the free space, the checkpoints kept and the fix."""
+
+
+def committed_steps(directory: str) -> list[int]:
+    """Returns the committed checkpoint steps found in `directory` (WORKDIR/checkpoints)."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(n) for n in os.listdir(directory) if _COMMITTED_STEP.match(n)
+                  and os.path.exists(os.path.join(directory, n, "commit_success.txt")))
+
+
+def write_failure(what: str, path: str, error: BaseException, kept: list[int]) -> str:
+    """Returns the message for a failed write: `what` failed at `path` (the cause), the free
+    space there, the checkpoints `kept` and how to resume."""
+    try:
+        free = f"{shutil.disk_usage(path).free / 2**20:.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    cause = integrity.storage_error(error)
+    if len(cause) > 600:
+        cause = cause[:600] + " ..."
+    if kept:
+        note = (f"Every earlier checkpoint is kept (newest: step {kept[-1]}); free some space "
+                "(or fix the write error) and run the same command again to resume from it.")
+    else:
+        note = ("No checkpoint was committed yet; free some space (or fix the write error) and "
+                "run again.")
+    return f"{what} failed ({cause}). {path}: {free}. {note}"
 
 
 _COMMITTED_STEP = re.compile(r"^\d+$")

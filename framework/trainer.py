@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
 import json
 import logging
 import os
@@ -165,7 +166,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     JAX's preemption notice) checkpoints after the current step and returns with
     `preempted=True`. `on_config_change` ("warn" or "refuse") says what to do when the
     workdir holds a different config.json (see `check_config_change`). Raises
-    workdir_lock.WorkdirInUseError when another run holds the workdir, and
+    workdir_lock.WorkdirInUseError when another run holds the workdir,
+    checkpoint.WorkdirWriteError when a write to the workdir fails (a full disk), and
     guards.NonFiniteError when a loss or gradient is NaN/Inf and config.on_nonfinite="stop".
     """
     run = build(config, workdir)
@@ -173,7 +175,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         check_config_change(config, workdir, on_config_change)
     os.makedirs(workdir, exist_ok=True)
     with workdir_lock.WorkdirLock(workdir), state_spec.mesh_context(run):
-        return _train(run, stop_at_step or config.total_steps, on_config_change)
+        try:
+            return _train(run, stop_at_step or config.total_steps, on_config_change)
+        except OSError as e:
+            if e.errno not in WRITE_ERRORS:
+                raise
+            raise checkpoint_lib.WorkdirWriteError(checkpoint_lib.write_failure(
+                f"writing {e.filename or workdir}", workdir, e,
+                checkpoint_lib.committed_steps(os.path.join(workdir, "checkpoints")))) from e
+
+
+# A full disk, a quota, a read-only or failing filesystem: the run stops, named (and the
+# checkpoints committed so far stay as they are).
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 
 
 def _train(run: Run, stop_at_step: int, on_config_change: str = "warn") -> Result:
