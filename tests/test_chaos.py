@@ -1,11 +1,11 @@
-"""A long run under random kills, and a full disk, against one uninterrupted reference run.
+"""A long run under random kills, and a full disk, against uninterrupted reference runs.
 
 The tiny config on one CPU device, 200 steps, a checkpoint every 10 (asynchronous): killed
 with SIGKILL or SIGTERM at moments drawn from a seeded schedule and restarted each time
 (also with grain worker processes), it ends with params and optimizer state bit-identical to
-the reference, and every step's loss equal. A save that meets a full filesystem stops the run
-naming the path and the free space, keeps the earlier checkpoints, and the workdir resumes
-once space is freed.
+the reference run of the same worker count, and every step's loss equal. A save that meets
+a full filesystem stops the run naming the path and the free space, keeps the earlier
+checkpoints, and the workdir resumes once space is freed.
 """
 
 import json
@@ -57,11 +57,22 @@ def _state(workdir, step):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def references(tmp_path_factory):
+    """references(workers): (tmp dir, workdir of the uninterrupted run with that many grain
+    worker processes), each run once. The worker count changes the batch order, so a run is
+    compared with the reference of its own worker count."""
     tmp = tmp_path_factory.mktemp("chaos")
-    out = _run(_command(tmp / "data", tmp / "reference"))
-    assert out.returncode == 0, out.stderr[-3000:]
-    return tmp, tmp / "reference"
+    done = {}
+
+    def get(workers):
+        if workers not in done:
+            workdir = tmp / f"reference_{workers}"
+            out = _run(_command(tmp / "data", workdir, f"--config.data.worker_count={workers}"))
+            assert out.returncode == 0, out.stderr[-3000:]
+            done[workers] = workdir
+        return tmp, done[workers]
+
+    return get
 
 
 def _children(pid):
@@ -119,8 +130,8 @@ def _kill_at_random(cmd, rng, after_step):
 
 
 @pytest.mark.parametrize("workers,kills,seed", [(0, 4, 19), (2, 2, 7)])
-def test_random_kills_end_bit_identical(reference, workers, kills, seed):
-    tmp, ref = reference
+def test_random_kills_end_bit_identical(references, workers, kills, seed):
+    tmp, ref = references(workers)
     workdir = tmp / f"chaos_{workers}"
     cmd = _command(tmp / "data", workdir, f"--config.data.worker_count={workers}")
     rng = random.Random(seed)
@@ -168,8 +179,8 @@ INJECT = ("import errno, os, sys\n"
           "app.run(train.main, flags_parser=train.parse_flags)\n")
 
 
-def test_full_disk_stops_named_keeps_checkpoints_and_resumes(reference):
-    tmp, ref = reference
+def test_full_disk_stops_named_keeps_checkpoints_and_resumes(references):
+    tmp, ref = references(0)
     small = tmp / "small"
     mounted = _small_filesystem(small)
     workdir = small / "run"
