@@ -126,7 +126,7 @@ def test_convert_checkpoint_names_the_file_and_the_crc_failure(saved):
 
     out = subprocess.run([sys.executable, "-m", "tools.convert_checkpoint", "--input",
                           str(copy), "--output", str(tmp / "out.npz")],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2, out.stderr[-2000:]
     last = out.stderr.strip().splitlines()[-1]
     assert os.path.basename(node) in last and "crc-32c checksum" in last.lower(), last
