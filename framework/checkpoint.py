@@ -11,10 +11,12 @@ WORKDIR/checkpoints_incomplete/ with a warning, so that the previous checkpoint 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
 import re
+import shutil
 import time
 from typing import Any
 
@@ -23,6 +25,9 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from framework import checkpoint_integrity as integrity
+from framework import trees
+from framework.checkpoint_integrity import CheckpointCorruptError
 from framework.registry import ConfigError
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,8 @@ class Checkpointer:
         )
         self.manager = ocp.CheckpointManager(
             self.directory, item_names=("state", "data", "meta"), options=options)
+        self._in_flight: int | None = None  # The step of the asynchronous save in flight.
+        self._failed: WorkdirWriteError | None = None
 
     def latest_step(self) -> int | None:
         """Returns the step of the newest committed checkpoint, or None when there is none."""
@@ -69,10 +76,29 @@ class Checkpointer:
         """
         if step in self.manager.all_steps():
             return False
+        meta = integrity.record(meta, state, data_iterator)
         items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-        return self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+        with self._writing(step):
+            started = self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+        self._in_flight = step
+        return started
+
+    @contextlib.contextmanager
+    def _writing(self, step: int | None = None):
+        """Turns a failed write (of `step`, or of the save in flight) into
+        WorkdirWriteError; after one, the manager is not used again."""
+        if self._failed is not None:
+            raise self._failed
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 - any write failure stops the run, named.
+            failed = self._in_flight if self._in_flight is not None else step
+            self._failed = WorkdirWriteError(write_failure(
+                f"saving checkpoint {failed} in {self.directory}", self.directory, e,
+                committed_steps(self.directory)))
+            raise self._failed from e
 
     def restore(self, step: int, abstract_state: Any, data_iterator: Any) -> tuple[Any, dict]:
         """Restores the checkpoint at `step`.
@@ -81,14 +107,20 @@ class Checkpointer:
         `data_iterator` (or None) is set to the saved position in place. Returns
         (state, meta). Raises CheckpointMismatchError when the saved state's tree or shapes
         differ from `abstract_state` (a different model or optimizer than the run that wrote
-        it).
+        it). Raises CheckpointCorruptError when a file of the checkpoint fails its checksum
+        (see framework/checkpoint_integrity.py); the error names the file or the array.
         """
-        check_structure(self.directory, step, abstract_state)
+        step_dir = os.path.join(self.directory, str(step))
+        _, record = integrity.read_meta(step_dir)
+        if data_iterator is not None:
+            integrity.verify_data_state(step_dir, record)
+        check_structure(self.directory, step, abstract_state, record)
         items = {"state": ocp.args.StandardRestore(abstract_state),
                  "meta": ocp.args.JsonRestore()}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+        integrity.verify_arrays(restored["state"], record, os.path.join(step_dir, "state"))
         return restored["state"], restored["meta"]
 
     def restore_latest(self, abstract_state: Any,
@@ -107,9 +139,9 @@ class Checkpointer:
                 raise
             except Exception as e:  # noqa: BLE001 - any read failure: fall back to the previous.
                 target = _move_aside(self.directory, str(step))
-                log.warning("Checkpoint %s/%d could not be read (%s: %s); moved it to %s and "
+                log.warning("Checkpoint %s/%d could not be read (%s); moved it to %s and "
                             "trying the previous one.", self.directory, step,
-                            type(e).__name__, str(e)[:500], target)
+                            integrity.storage_error(e), target)
                 self.manager.reload()
                 continue
             return step, state, meta
@@ -121,17 +153,62 @@ class Checkpointer:
             step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
     def wait(self) -> None:
-        """Blocks until every save in flight has been committed."""
-        self.manager.wait_until_finished()
+        """Blocks until every save in flight has been committed.
+
+        Raises WorkdirWriteError when that save failed (a full disk, any write error).
+        """
+        with self._writing():
+            self.manager.wait_until_finished()
+        self._in_flight = None
 
     def close(self) -> None:
-        """Waits for saves in flight and releases the manager."""
-        self.manager.wait_until_finished()
-        self.manager.close()
+        """Waits for saves in flight and releases the manager (raises as `wait` does; after a
+        write error has been raised once, closing only releases)."""
+        if self._failed is not None:
+            with contextlib.suppress(Exception):
+                self.manager.close()
+            return
+        try:
+            self.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                self.manager.close()
 
 
 class CheckpointMismatchError(ConfigError):
     """A checkpoint's state does not fit this run's model or optimizer (message says where)."""
+
+
+class WorkdirWriteError(RuntimeError):
+    """A write to the workdir failed (a full disk or another write error); the message names
+    the path, the free space, the checkpoints kept and the fix."""
+
+
+def committed_steps(directory: str) -> list[int]:
+    """Returns the committed checkpoint steps found in `directory` (WORKDIR/checkpoints)."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(n) for n in os.listdir(directory) if _COMMITTED_STEP.match(n)
+                  and os.path.exists(os.path.join(directory, n, "commit_success.txt")))
+
+
+def write_failure(what: str, path: str, error: BaseException, kept: list[int]) -> str:
+    """Returns the message for a failed write: `what` failed at `path` (the cause), the free
+    space there, the checkpoints `kept` and how to resume."""
+    try:
+        free = f"{shutil.disk_usage(path).free / 2**20:.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    cause = integrity.storage_error(error)
+    if len(cause) > 600:
+        cause = cause[:600] + " ..."
+    if kept:
+        note = (f"Every earlier checkpoint is kept (newest: step {kept[-1]}); free some space "
+                "(or fix the write error) and run the same command again to resume from it.")
+    else:
+        note = ("No checkpoint was committed yet; free some space (or fix the write error) and "
+                "run again.")
+    return f"{what} failed ({cause}). {path}: {free}. {note}"
 
 
 _COMMITTED_STEP = re.compile(r"^\d+$")
@@ -187,16 +264,39 @@ def _sync_processes(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def check_structure(directory: str, step: int, abstract_state: Any) -> None:
+def read_saved_shapes(state_dir: str) -> dict[str, tuple[int, ...]]:
+    """Returns {tree path: shape} of the arrays saved in `state_dir` (a checkpoint's state).
+
+    Raises CheckpointCorruptError with the storage's own words (the file, a CRC failure)
+    when the description cannot be read.
+    """
+    try:
+        saved = ocp.StandardCheckpointHandler().metadata(epath.Path(state_dir))
+        saved = getattr(saved, "item_metadata", saved)
+        return {trees.path_name(p): tuple(getattr(leaf, "shape", ()) or ())
+                for p, leaf in jax.tree_util.tree_flatten_with_path(saved)[0]}
+    except Exception as e:  # noqa: BLE001 - an unreadable tree description is corruption.
+        raise CheckpointCorruptError(f"{state_dir}: the description of the saved arrays cannot "
+                                     f"be read ({integrity.storage_error(e)}).") from e
+
+
+def check_structure(directory: str, step: int, abstract_state: Any,
+                    record: dict | None = None) -> None:
     """Raises CheckpointMismatchError unless checkpoint `step`'s state has the tree paths and
-    shapes of `abstract_state` (a tree of jax.ShapeDtypeStruct)."""
+    shapes of `abstract_state` (a tree of jax.ShapeDtypeStruct).
+
+    With the checkpoint's integrity `record` (checked metadata), a state/_METADATA that
+    disagrees with the record is corruption: CheckpointCorruptError names the file.
+    """
     path = os.path.join(directory, str(step), "state")
-    saved = ocp.StandardCheckpointHandler().metadata(epath.Path(path))
-    saved = getattr(saved, "item_metadata", saved)
-    saved_shapes = {_path_name(p): tuple(getattr(leaf, "shape", ()) or ())
-                    for p, leaf in jax.tree_util.tree_flatten_with_path(saved)[0]}
-    wanted = {_path_name(p): tuple(leaf.shape)
+    wanted = {trees.path_name(p): tuple(leaf.shape)
               for p, leaf in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
+    saved_shapes = read_saved_shapes(path)
+    recorded = record and {k: tuple(v) for k, v in record.get("shapes", {}).items()}
+    if recorded and saved_shapes != recorded:
+        raise CheckpointCorruptError(
+            f"{path}/_METADATA: the tree description differs from the one recorded at save "
+            "(a corrupt file).")
     problems = [f"{k}: missing in the checkpoint" for k in wanted if k not in saved_shapes]
     problems += [f"{k}: only in the checkpoint" for k in saved_shapes if k not in wanted]
     problems += [f"{k}: checkpoint shape {saved_shapes[k]} but this run needs {shape}"
@@ -209,11 +309,6 @@ def check_structure(directory: str, step: int, abstract_state: Any) -> None:
             f"checkpoint {path} does not fit this run's model/optimizer:\n  {shown}{more}\n"
             "It was written by a run with another config. Use a new --workdir (or restore the "
             "earlier config); to start from these weights, set config.init_from.path instead.")
-
-
-def _path_name(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
-                    for k in path)
 
 
 def run_metadata(config_json: dict) -> dict:

@@ -165,18 +165,35 @@ def tessera_step_dir(path: str) -> str:
 
 
 def _load_tessera(path: str) -> Flat:
+    """Reads the params of a Tessera checkpoint, checked against the checksums saved with
+    them; raises CheckpointCorruptError naming the file (or array) and the cause."""
     import orbax.checkpoint as ocp
 
-    state_dir = os.path.join(tessera_step_dir(path), "state")
+    from framework import checkpoint
+    from framework import checkpoint_integrity as integrity
+
+    step_dir = tessera_step_dir(path)
+    _, record = integrity.read_meta(step_dir)
+    state_dir = os.path.join(step_dir, "state")
+    checkpoint.read_saved_shapes(state_dir)  # Names the file and the cause if unreadable.
     checkpointer = ocp.PyTreeCheckpointer()
-    tree = checkpointer.metadata(state_dir).item_metadata.tree
-    if "params" not in tree:
-        raise ConfigError(f"config.init_from.path={path!r}: the checkpoint's state has no "
-                          "params.")
-    as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree["params"])
-    restored = checkpointer.restore(state_dir, args=ocp.args.PyTreeRestore(
-        item={"params": tree["params"]}, restore_args={"params": as_numpy},
-        partial_restore=True))
+    try:
+        tree = checkpointer.metadata(state_dir).item_metadata.tree
+        if "params" not in tree:
+            raise ConfigError(f"config.init_from.path={path!r}: the checkpoint's state has no "
+                              "params.")
+        as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray),
+                                tree["params"])
+        restored = checkpointer.restore(state_dir, args=ocp.args.PyTreeRestore(
+            item={"params": tree["params"]}, restore_args={"params": as_numpy},
+            partial_restore=True))
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a read failure here is a damaged checkpoint.
+        raise integrity.CheckpointCorruptError(
+            f"checkpoint {state_dir} cannot be read ({integrity.storage_error(e)}). Use "
+            "another step of that run (WORKDIR/checkpoints/<step>) or a good copy.") from e
+    integrity.verify_arrays(restored["params"], record, state_dir, prefix="params/")
     return {k: np.asarray(v) for k, v in flatten_tree(restored["params"]).items()}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
 import functools
 import json
 import logging
@@ -22,7 +23,7 @@ import framework.losses  # noqa: F401  (registers the built-in losses)
 import framework.models  # noqa: F401  (registers the built-in models)
 from framework import checkpoint as checkpoint_lib
 from framework import config as config_lib
-from framework import console, guards, optim, preemption, registry
+from framework import console, guards, optim, preemption, registry, workdir_lock
 from framework import flops as flops_lib
 from framework import metrics as metrics_lib
 from framework import sharding as sharding_lib
@@ -191,6 +192,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     JAX's preemption notice) checkpoints after the current step and returns with
     `preempted=True`. `on_config_change` ("warn" or "refuse") says what to do when the
     workdir holds a different config.json (see `check_config_change`). Raises
+    workdir_lock.WorkdirInUseError when another run holds the workdir,
+    checkpoint.WorkdirWriteError when a write to the workdir fails (a full disk), and
     guards.NonFiniteError when a loss or gradient is NaN/Inf and config.on_nonfinite="stop".
     """
     started = time.perf_counter()
@@ -198,22 +201,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if on_config_change != "warn":  # Refuse before anything starts; warnings come later.
         check_config_change(config, workdir, on_config_change)
     with state_lib.mesh_context(run):
-        return _train(run, stop_at_step or config.total_steps, on_config_change, started)
+        # The data is checked (paths, splits) before the workdir is created, and the
+        # workdir is claimed (one run at a time) before anything is written into it.
+        train_iter = iter(pipeline.make_train_loader(config.data, config.batch_size,
+                                                     config.seed))
+        check_num_classes(config)
+        first_local = next(train_iter)
+        os.makedirs(workdir, exist_ok=True)
+        with workdir_lock.WorkdirLock(workdir):
+            try:
+                return _train(run, train_iter, first_local, stop_at_step or config.total_steps,
+                              on_config_change, started)
+            except OSError as e:
+                if e.errno not in WRITE_ERRORS:
+                    raise
+                raise checkpoint_lib.WorkdirWriteError(checkpoint_lib.write_failure(
+                    f"writing {e.filename or workdir}", workdir, e,
+                    checkpoint_lib.committed_steps(os.path.join(workdir, "checkpoints")))) from e
+
+
+# A full disk, a quota, a read-only or failing filesystem: the run stops, named (and the
+# checkpoints committed so far stay as they are).
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 
 
 PARAMS_FILE = "params.txt"  # The parameter table, in the workdir.
 
 
-def _train(run: Run, stop_at_step: int, on_config_change: str = "warn",
-           started: float = 0.0) -> Result:
+def _train(run: Run, train_iter: Any, first_local: dict, stop_at_step: int,
+           on_config_change: str = "warn", started: float = 0.0) -> Result:
     config, mesh = run.config, run.mesh
     is_main = jax.process_index() == 0
-    # The data is checked (paths, splits) before the workdir is created.
-    train_iter = iter(pipeline.make_train_loader(config.data, config.batch_size, config.seed))
-    check_num_classes(config)
-    first_local = next(train_iter)
     example = sharding_lib.abstract_global_batch(first_local, mesh)
-    os.makedirs(run.workdir, exist_ok=True)
     checkpointer = checkpoint_lib.Checkpointer(
         run.workdir, config.checkpoint.max_to_keep, config.checkpoint.async_save)
 

@@ -13,13 +13,15 @@ and blocks the training loop (right after a save).
 --hold_in_step STEP: after the batch of step STEP is loaded (and recorded) and before the
 step runs, prints "HOLDING IN STEP STEP" and blocks (mid-step).
 --release_file FILE: a hold ends when FILE exists (default: holds last an hour).
+8 virtual CPU devices unless XLA_FLAGS already sets --xla_force_host_platform_device_count.
 """
 
 import os
 import sys
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_force_host_platform_device_count=8").strip()
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

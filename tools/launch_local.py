@@ -16,6 +16,7 @@ status is the first non-zero status of a process (124 on timeout), else 0.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -54,15 +55,18 @@ def _relay(index: int, stream, out) -> None:
 
 
 def launch(command: list[str], num_processes: int, timeout: float, out=sys.stdout,
-           grace: float = 30.0) -> int:
+           grace: float = 30.0, gpu_per_process: bool = False) -> int:
     """Runs `command` as `num_processes` processes; returns the job's exit status.
 
     Stops every process (SIGTERM, then SIGKILL after `grace` seconds) when one fails or when
-    `timeout` seconds have passed; never leaves a process behind.
+    `timeout` seconds have passed; never leaves a process behind. With `gpu_per_process`,
+    process I sees only GPU I (CUDA_VISIBLE_DEVICES=I).
     """
     port = free_port()
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for cmd in process_commands(command, num_processes, port)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=dict(os.environ, CUDA_VISIBLE_DEVICES=str(i))
+                              if gpu_per_process else None)
+             for i, cmd in enumerate(process_commands(command, num_processes, port))]
     relays = [threading.Thread(target=_relay, args=(i, p.stdout, out), daemon=True)
               for i, p in enumerate(procs)]
     for thread in relays:
@@ -119,11 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num_processes", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="Seconds before every process is stopped (exit status 124).")
+    parser.add_argument("--gpu_per_process", action="store_true",
+                        help="Process I sees only GPU I (CUDA_VISIBLE_DEVICES=I).")
     args = parser.parse_args(argv[:split])
     command = argv[split + 1:]
     if args.num_processes < 1 or not command:
         parser.error("--num_processes must be >= 1 and a command must follow `--`.")
-    return launch(command, args.num_processes, args.timeout)
+    return launch(command, args.num_processes, args.timeout,
+                  gpu_per_process=args.gpu_per_process)
 
 
 if __name__ == "__main__":

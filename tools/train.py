@@ -5,7 +5,8 @@ a first Ctrl-C saves a checkpoint after the current step and exits 0; a second C
 at once (exit 130). Several processes: --coordinator, --num_processes and --process_id (or
 --distributed); tools/launch_local starts them on one machine. Prints a banner, progress,
 eval and save lines and a summary; `--verbosity=0` (absl's flag) adds the libraries' logs.
-Exit status: 2 for a config or data error, 3 when a loss or gradient became NaN/Inf.
+Exit status: 2 for a config or data error (or a workdir in use by another run), 3 when a loss
+or gradient became NaN/Inf, 4 when a write to the workdir failed (e.g. a full disk).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ flags.DEFINE_integer("process_id", -1, "Multi-process: this process's index in "
                      "[0, --num_processes).")
 flags.DEFINE_bool("distributed", False, "Multi-process with the coordinator, process count and "
                   "index detected by jax.distributed.initialize() (TPU pods, SLURM, ...).")
+flags.DEFINE_integer("heartbeat_timeout", 60, "Multi-process: seconds without a heartbeat "
+                     "after which a process counts as dead; then every other process stops "
+                     "(no hang on a collective), and a restart resumes from the last checkpoint.")
 flags.DEFINE_enum("on_config_change", "warn", ["warn", "refuse"],
                   "When --workdir holds a config.json that differs from this run's config: "
                   "'warn' logs the diff and goes on; 'refuse' stops before touching anything.")
@@ -85,13 +89,31 @@ def distributed_args() -> dict | None:
             "process_id": FLAGS.process_id}
 
 
-def initialize_distributed(kwargs: dict) -> None:
-    """Joins the multi-process job (before any JAX computation); on CPU, collectives use gloo."""
+def initialize_distributed(kwargs: dict, heartbeat_timeout: int = 60) -> None:
+    """Joins the multi-process job (before any JAX computation); on CPU, collectives use gloo.
+
+    A process silent for `heartbeat_timeout` seconds counts as dead, and the coordination
+    service then stops every other process of the job.
+    """
     import jax
 
     if os.environ.get("JAX_PLATFORMS", "") == "cpu":
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(**kwargs)
+    jax.distributed.initialize(**kwargs, heartbeat_timeout_seconds=heartbeat_timeout)
+
+
+def exit_job_on_failure(error: BaseException) -> None:
+    """Ends this process of a multi-process job at once, saying why, when it failed (most
+    often because another process died and a collective broke). A normal exit would wait
+    for every process at JAX's shutdown barrier, which a dead process never reaches."""
+    import jax
+
+    print(f"Stopped: process {jax.process_index()} of {jax.process_count()} failed "
+          f"({type(error).__name__}: {str(error).strip()[:400]}). If another process of the "
+          "job died, that is the cause; restart the whole job to resume from the last "
+          "checkpoint.", file=sys.stderr, flush=True)
+    logging.shutdown()
+    os._exit(1)
 
 
 def main(argv: list[str]) -> None:
@@ -99,10 +121,11 @@ def main(argv: list[str]) -> None:
     del argv
     if FLAGS.cpu_devices:
         use_cpu_devices(FLAGS.cpu_devices)
-    from framework import console, guards, trainer
+    from framework import checkpoint, console, guards, trainer
     from framework.registry import ConfigError
 
     cli.quiet_logs(verbose=FLAGS["verbosity"].present)
+    distributed = None
     try:
         if not FLAGS.config:
             raise ConfigError("--config: required, e.g. --config configs/synthetic_shapes_vit.py")
@@ -111,7 +134,7 @@ def main(argv: list[str]) -> None:
         config = cli.load_config(FLAGS.config, OVERRIDES)
         distributed = distributed_args()
         if distributed is not None:
-            initialize_distributed(distributed)
+            initialize_distributed(distributed, FLAGS.heartbeat_timeout)
             import jax
 
             if jax.process_index() != 0:  # Process 0 logs for the job; the others warn only.
@@ -127,10 +150,17 @@ def main(argv: list[str]) -> None:
     except guards.NonFiniteError as e:
         print(f"Stopped: {e}", file=sys.stderr)
         sys.exit(3)
+    except checkpoint.WorkdirWriteError as e:
+        print(f"Stopped: {e}", file=sys.stderr)
+        sys.exit(4)
     except KeyboardInterrupt:
         print("Aborted (Ctrl-C); the steps since the last checkpoint are lost.",
               file=sys.stderr)
         sys.exit(130)
+    except Exception as e:
+        if distributed is not None:
+            exit_job_on_failure(e)
+        raise
 
 
 if __name__ == "__main__":

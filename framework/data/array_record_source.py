@@ -32,6 +32,45 @@ class StoredRecordDecoder:
         return example
 
 
+class ShardSource:
+    """grain's ArrayRecordDataSource over a split's shards, whose read errors name the shard
+    file and the fix. ArrayRecord (Riegeli) keeps a hash of every chunk and block header, so
+    a flipped bit fails the read of the records it touches; this says where. Picklable."""
+
+    def __init__(self, shards: list[str], split: str):
+        self.shards = shards
+        self.split = split
+        self._source = grain.sources.ArrayRecordDataSource(shards)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> bytes:
+        try:
+            return self._source[index]
+        except Exception as e:  # noqa: BLE001 - reraised naming the shard.
+            raise OSError(f"{self._shard_of(int(index))}: {e}. The shard file is damaged: "
+                          f"prepare split {self.split!r} again (tools.prepare_dataset "
+                          "... --overwrite) or restore the file from a copy.") from e
+
+    def _shard_of(self, index: int) -> str:
+        from array_record.python import array_record_module
+
+        for shard in self.shards:
+            reader = array_record_module.ArrayRecordReader(shard)
+            try:
+                count = reader.num_records()
+            finally:
+                reader.close()
+            if index < count:
+                return shard
+            index -= count
+        return ", ".join(self.shards)
+
+    def __repr__(self) -> str:
+        return f"ShardSource({len(self.shards)} shards of {self.split!r})"
+
+
 def dataset_directory(path: str, data_dir: str | None) -> str:
     """Returns the prepared dataset's directory: `path` if absolute, else under data_dir."""
     if not path:
@@ -72,7 +111,7 @@ def array_record(split: str, data_dir: str | None, path: str = "") -> DatasetSpe
         raise ValueError(f"{directory}: split {split!r} is missing shard files "
                          f"{[os.path.basename(m) for m in missing[:3]]}; prepare it again.")
     return DatasetSpec(
-        source=grain.sources.ArrayRecordDataSource(shards), decode=StoredRecordDecoder(),
+        source=ShardSource(shards, split), decode=StoredRecordDecoder(),
         num_examples=int(split_info["num_examples"]), num_classes=len(info["class_names"]),
         info={"class_names": info["class_names"], "kind": info["kind"],
               "stored_features": info["features"], "fingerprint": split_info["fingerprint"],

@@ -16,6 +16,7 @@ from typing import Any
 import grain
 import numpy as np
 
+from framework.data import orphan_guard
 from framework.data.preprocess import Chain, view_rng
 from framework.data.spec import CorruptRecordError
 
@@ -56,6 +57,11 @@ class IndexedSource:
             return index, self.source[index]
         except Exception as e:  # noqa: BLE001 - reported with the index by DecodeRecord.
             return index, UnreadableRecord(f"{type(e).__name__}: {e}")
+
+    def __setstate__(self, state: dict) -> None:
+        # Unpickled only in a grain worker process: it must not outlive the trainer.
+        self.__dict__.update(state)
+        orphan_guard.exit_with_parent()
 
     def __repr__(self) -> str:
         return (f"IndexedSource(name={self.name!r}, split={self.split!r}, "
