@@ -79,8 +79,11 @@ def _children(pid):
     """Returns the pids of the child processes of `pid` (Linux /proc)."""
     found = []
     for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            found += [int(c) for c in f.read().split()]
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(c) for c in f.read().split()]
+        except FileNotFoundError:  # The thread ended since the listing.
+            pass
     return found
 
 
@@ -206,7 +209,7 @@ def test_full_disk_stops_named_keeps_checkpoints_and_resumes(references):
             filler.unlink()
         resumed = _run(_command(tmp / "data", workdir, "--stop_at_step=40"))
         assert resumed.returncode == 0, resumed.stderr[-3000:]
-        assert "Resumed from" in resumed.stderr and "/checkpoints/20" in resumed.stderr
+        assert "resumed from step 20" in resumed.stdout, resumed.stdout[-3000:]
         losses, ref_losses = _losses(workdir), _losses(ref)
         assert losses == {s: ref_losses[s] for s in range(1, 41)}
     finally:

@@ -101,6 +101,9 @@ def quiet_logs(verbose: bool = False) -> None:
     if verbose:
         return
     absl_logging.set_verbosity(absl_logging.WARNING)
+    # asyncio reports orbax's failed background writes again at exit ("Task exception was
+    # never retrieved"), after the run has already stopped naming the error.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     root = logging.getLogger()
     root.setLevel(logging.WARNING)
     if not root.handlers:
