@@ -22,6 +22,9 @@ Image (records from `prepare_dataset.py images` / `image_text`: "image" = JPEG/P
                                         random-resized crop (one box for all frames).
   randaugment(num_layers=2, magnitude=10)
                                         RandAugment on uint8 pixels (same ops per frame).
+  color_augment(p=0.8, grey_p=0.0)      brightness / saturation / contrast / hue jitter
+                                        with probability p, grey with probability grey_p
+                                        (one draw per video); before value_range.
 Both:
   resize_small(size)                    resize so that the short side is `size` (int).
   resize(size)                          resize to `size`.
@@ -54,4 +57,4 @@ tokenize(64, model='DIR/sentencepiece_32000.model', inkey='caption')" (tokenize:
 ops in framework/data/tokenizers.py).
 """
 
-from framework.data.ops import batch, image, spatial, video  # noqa: F401  (register ops)
+from framework.data.ops import batch, color, image, spatial, video  # noqa: F401  (register ops)

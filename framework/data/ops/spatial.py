@@ -64,9 +64,9 @@ def crop_pixels(pixels: np.ndarray, top: int, left: int, height: int, width: int
 
 
 def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
-    """Returns (height, width) scaled so that the short side is `size`."""
-    scale = size / min(h, w)
-    return max(size, round(h * scale)), max(size, round(w * scale))
+    """Returns (height, width) scaled so that the short side is `size`; the long side is
+    rounded down, as the released video pipelines (DMVR's resize_smallest) do."""
+    return max(size, h * size // w), max(size, w * size // h)
 
 
 @dataclasses.dataclass
@@ -202,7 +202,8 @@ class CenterCrop(CropOp):
 @dataclasses.dataclass
 class ThreeCrop(CropOp, MultiViewOp):
     """Multi-view: crop `size` at the start, centre or end of the long side (view digit 0, 1,
-    2), centred on the short side: the three-crop test of video classification papers."""
+    2), centred on the short side: the three-crop test of video classification papers. A
+    centre that falls between pixels is rounded up, as in Scenic's three_spatial_crops."""
 
     @property
     def num_views(self) -> int:
@@ -212,9 +213,10 @@ class ThreeCrop(CropOp, MultiViewOp):
     def corner(self, h, w, ch, cw, example, rng) -> tuple[int, int]:
         """The corner of crop view_digit(example) along the long side."""
         digit = self.view_digit(example)
-        if h - ch > w - cw:  # Portrait: crops slide down the height.
-            return (0, (h - ch) // 2, h - ch)[digit], (w - cw) // 2
-        return (h - ch) // 2, (0, (w - cw) // 2, w - cw)[digit]
+        mid_h, mid_w = -(-(h - ch) // 2), -(-(w - cw) // 2)
+        if h > w:  # Portrait: crops slide down the height.
+            return (0, mid_h, h - ch)[digit], mid_w
+        return mid_h, (0, mid_w, w - cw)[digit]
 
 
 @PREPROCESS_OPS.register("inception_crop")
