@@ -19,7 +19,8 @@ def set_image_text_data(c: ml_collections.ConfigDict, path: str, resolution: int
     `path`: the prepared dataset (relative to config.data.data_dir); `tokenizer`: a
     SentencePiece `.model` path, used for captions and zero-shot prompts alike;
     `train_augment`: ops after the train resize (e.g. "flip_lr|randaugment(2, 10)").
-    The TFDS eval split keeps the image encoded (skip_decoding) for its decode_image op.
+    The TFDS eval split keeps the image encoded (skip_decoding) for its decode_image op;
+    its `tfds_data_dir` ("" = TFDS's default) is there to be set on the command line.
     """
     augment = f"{train_augment}|" if train_augment else ""
     c.data.train = ml_collections.ConfigDict({
@@ -28,10 +29,10 @@ def set_image_text_data(c: ml_collections.ConfigDict, path: str, resolution: int
                       f"tokenize(max_len={text_length}, model='{tokenizer}', inkey='caption', "
                       "eos='sticky')"})
     c.data.eval = ml_collections.ConfigDict({
-        "name": "tfds", "tfds_name": "imagenet2012", "split": "validation",
-        "skip_decoding": ("image",),
+        "name": "tfds", "tfds_name": "imagenet2012", "tfds_data_dir": "",
+        "split": "validation", "skip_decoding": ("image",),
         "preprocess": f"decode_image|resize({resolution})|value_range(-1, 1)"})
     c.evaluators = ml_collections.ConfigDict({
-        "zero_shot": {"data": "eval", "tokenizer": tokenizer, "eos": "sticky",
+        "zero_shot": {"data": "eval", "batch_size": 0, "tokenizer": tokenizer, "eos": "sticky",
                       "class_names": clip_prompts.imagenet_class_names(),
                       "templates": clip_prompts.prompt_templates()}})

@@ -85,7 +85,9 @@ def video_training_config(*, train_size: int, epochs: int, batch_size: int, lr: 
     c.optimizer.momentum = 0.9
     c.schedule = ml_collections.ConfigDict(
         {"name": "cosine", "warmup_steps": int(2.5 * steps_per_epoch)})
-    c.data = video_data(num_frames=num_frames, stride=stride, crop=crop, num_clips=num_clips,
+    # Only the splits: data_dir, worker_count, ... keep the trainer defaults (and overrides).
+    splits = video_data(num_frames=num_frames, stride=stride, crop=crop, num_clips=num_clips,
                         batch_preprocess=batch_preprocess, **data_kwargs)
+    c.data.train, c.data.eval = splits.train, splits.eval
     c.evaluators = ml_collections.ConfigDict({"multiview_classification": {"data": "eval"}})
     return c

@@ -54,7 +54,9 @@ def imagenet_data(resolution: int) -> ml_collections.ConfigDict:
     """Returns config.data for ImageNet-1k (TFDS imagenet2012, prepared as ArrayRecord)
     fine-tuning at `resolution`: random-resized crops and flips for training, a plain resize
     for evaluation (as in the ViT paper)."""
-    source = dict(name="tfds", tfds_name="imagenet2012", skip_decoding=("image",))
+    # tfds_data_dir "" = TFDS's default; set it on the command line to read another one.
+    source = dict(name="tfds", tfds_name="imagenet2012", tfds_data_dir="",
+                  skip_decoding=("image",))
     data = ml_collections.ConfigDict()
     data.train = ml_collections.ConfigDict(dict(
         source, split="train",

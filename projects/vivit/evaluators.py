@@ -12,8 +12,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from framework import registry, sharding
-from framework.evaluators.multiview import (MultiViewClassificationEvaluator, ViewAverager,
-                                            view_scores)
+from framework.evaluators.multiview import (
+    MultiViewClassificationEvaluator,
+    ViewAverager,
+    view_scores,
+)
 from projects.vivit.epic_kitchens import split_heads
 
 

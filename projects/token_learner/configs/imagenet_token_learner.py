@@ -58,7 +58,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optimizer.momentum = 0.9
     c.schedule = ml_collections.ConfigDict({"name": "cosine", "warmup_steps": 500})
 
-    c.data = recipes.imagenet_data(resolution)
+    splits = recipes.imagenet_data(resolution)
+    c.data.train, c.data.eval = splits.train, splits.eval
     c.evaluators = ml_collections.ConfigDict({"classification": {"data": "eval"}})
     c.init_from.dont_load = ("^head/",)
 
