@@ -63,10 +63,14 @@ def crop_pixels(pixels: np.ndarray, top: int, left: int, height: int, width: int
     return pixels[..., top:top + height, left:left + width, :]
 
 
-def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
+def short_side_size(h: int, w: int, size: int, round_down: bool = False) -> tuple[int, int]:
     """Returns (height, width) scaled so that the short side is `size`; the long side is
-    rounded down, as the released video pipelines (DMVR's resize_smallest) do."""
-    return max(size, h * size // w), max(size, w * size // h)
+    rounded to the nearest pixel, or down with `round_down` (as DMVR's resize_smallest, the
+    released video pipelines' resize)."""
+    if round_down:
+        return max(size, h * size // w), max(size, w * size // h)
+    scale = size / min(h, w)
+    return max(size, round(h * scale)), max(size, round(w * scale))
 
 
 @dataclasses.dataclass
@@ -84,7 +88,8 @@ class SizedOp:
 @PREPROCESS_OPS.register("resize_small")
 @dataclasses.dataclass
 class ResizeSmall:
-    """Resizes so that the short side is `size` pixels (aspect ratio kept)."""
+    """Resizes so that the short side is `size` pixels (aspect ratio kept; the long side
+    rounded down, as the released video recipes' test views)."""
 
     size: int
     key: str | None = None
@@ -92,7 +97,8 @@ class ResizeSmall:
     def __call__(self, example: dict, rng: np.random.Generator) -> dict:
         k = pixel_key(example, self.key)
         h, w = example[k].shape[-3:-1]
-        return {**example, k: resize_pixels(example[k], *short_side_size(h, w, self.size))}
+        size = short_side_size(h, w, self.size, round_down=True)
+        return {**example, k: resize_pixels(example[k], *size)}
 
 
 @PREPROCESS_OPS.register("resize")
