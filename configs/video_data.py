@@ -89,5 +89,7 @@ def video_training_config(*, train_size: int, epochs: int, batch_size: int, lr: 
     splits = video_data(num_frames=num_frames, stride=stride, crop=crop, num_clips=num_clips,
                         batch_preprocess=batch_preprocess, **data_kwargs)
     c.data.train, c.data.eval = splits.train, splits.eval
-    c.evaluators = ml_collections.ConfigDict({"multiview_classification": {"data": "eval"}})
+    # average: "logits" as the released recipes ("softmax" averages softmax scores instead).
+    c.evaluators = ml_collections.ConfigDict(
+        {"multiview_classification": {"data": "eval", "average": "logits"}})
     return c

@@ -67,7 +67,9 @@ def scenic_views(h: int, w: int, min_resize: int, crop: int) -> tuple[tuple, lis
 ])
 @pytest.mark.parametrize("h,w", [(240, 320), (360, 270)])
 def test_test_views_cover_scenics_field_of_view(spec, min_resize, crop, h, w):
-    text = load(spec).data.eval.preprocess
+    config = load(spec)
+    assert [e.average for e in config.evaluators.values()] == ["logits"]  # As released.
+    text = config.data.eval.preprocess
     spatial = text[text.index("resize_small"):]  # The ops after decoding, as configured.
     assert spatial == f"resize_small({min_resize})|three_crop({crop})|value_range(-1, 1)"
     chain = preprocess.build_chain(spatial, "eval")

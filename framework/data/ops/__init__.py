@@ -48,7 +48,7 @@ Examples (Kinetics, ViViT): train
   "sample_frames(32, stride=2)|decode_frames|resize_small(256)|scale_jitter(0.9, 1.33)|"
   "random_crop(224)|flip_lr|value_range(-1, 1)" (or "...|scale_jitter_crop(224, 0.9, 1.33)|...")
 eval (4 clips x 3 crops = 12 views per video, with evaluator "multiview_classification"):
-  "sample_clips(32, stride=2, num_clips=4)|decode_frames|resize_small(224)|three_crop(224)|"
+  "sample_clips(32, stride=2, num_clips=4)|decode_frames|resize_small(256)|three_crop(224)|"
   "value_range(-1, 1)"
 ImageNet: "decode_image|inception_crop(224)|flip_lr|randaugment(2, 15)|value_range(-1, 1)"
 and "decode_image|resize_small(256)|center_crop(224)|value_range(-1, 1)".

@@ -36,5 +36,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.loss = ml_collections.ConfigDict(dict(name="epic_kitchens_xent", num_verbs=verbs,
                                             num_nouns=nouns, label_smoothing=0.2))
     c.evaluators = ml_collections.ConfigDict(
-        {"epic_kitchens_multiview": {"data": "eval", "num_verbs": verbs}})
+        {"epic_kitchens_multiview": {"data": "eval", "num_verbs": verbs, "average": "logits"}})
     return c
