@@ -166,6 +166,7 @@ def test_mtv_settings_per_dataset(dataset, size):
     assert f"num_clips={clips})" in c.data.eval.preprocess
     assert "resize_small(256)|three_crop(224)" in c.data.eval.preprocess
     assert c.data.train.get("batch_preprocess", "") == (f"mixup(alpha={mixup})" if mixup else "")
+    assert c.data.train.path == c.data.eval.path == dataset  # Under config.data.data_dir.
 
 
 def test_k600_train_size_is_one_number():

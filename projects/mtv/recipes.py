@@ -88,14 +88,15 @@ def paper_config(dataset: str, size: str, num_classes: int, reference: dict, *,
                  source_note: str = "Kinetics-400 table (params, TFLOPs / 12 views)",
                  epochs: int = 30, batch_size: int = 64, stride: int = 2,
                  num_clips: int = 4, batch_preprocess: str = "") -> ml_collections.ConfigDict:
-    """Returns the full training config of MTV-`size` on `dataset` (a TRAIN_SIZES key) with
+    """Returns the full training config of MTV-`size` on `dataset` (a TRAIN_SIZES key, also
+    the prepared dataset's folder under config.data.data_dir) with
     the paper's recipe (module docstring; peak lr and stochastic depth from RELEASED) and
     `reference` (the paper's metrics, whose source `source_note` names; params and GFLOPs
     per view are added from REFERENCE)."""
     lr, stochastic_depth = RELEASED[(dataset, size)]
     c = video_training_config(train_size=TRAIN_SIZES[dataset], epochs=epochs,
                               batch_size=batch_size, lr=lr, stride=stride, num_clips=num_clips,
-                              batch_preprocess=batch_preprocess,
+                              batch_preprocess=batch_preprocess, path=dataset,
                               train_augment=video_data.COLOR_AUGMENT)
     c.model = model_group(size, num_classes, stochastic_depth=stochastic_depth)
     # One image ViT per view (widest view first): set path to the largest view's ViT and
