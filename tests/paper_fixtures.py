@@ -23,7 +23,9 @@ from framework.data import prepared, records
 from framework.data import synthetic_media as media
 from tools import prepare_dataset
 
-VIDEO_SETS = ("kinetics400", "kinetics600", "kinetics700", "moments_in_time", "ssv2")
+# name: the dataset's number of classes (the records use the first two).
+VIDEO_SETS = {"kinetics400": 400, "kinetics600": 600, "kinetics700": 700,
+              "moments_in_time": 339, "ssv2": 174}
 EPIC = "epic_kitchens"
 IMAGE_TEXT_SETS = ("webli_en", "cc12m_yfcc100m")
 EVAL_SPLIT = "validation"
@@ -45,13 +47,28 @@ def write_video_sets(root: str) -> None:
             for v in range(count):
                 media.write_video(os.path.join(sources, split, name, f"{v}.mp4"),
                                   num_frames=12, seed=10 * label + v)
-    first = os.path.join(root, VIDEO_SETS[0])
+    first = os.path.join(root, "_prepared")
     for split in ("train", EVAL_SPLIT):
         _prepare("videos", "--input", os.path.join(sources, split), "--split", split,
                  "--output", first, "--short_side", 48, "--workers", 1)
-    for name in VIDEO_SETS[1:]:
+    for name, num_classes in VIDEO_SETS.items():
         shutil.copytree(first, os.path.join(root, name))
+        _set_class_count(os.path.join(root, name), num_classes)
     _add_epic_labels(first, os.path.join(root, EPIC))
+
+
+def _set_class_count(directory: str, num_classes: int) -> None:
+    """Lists `num_classes` class names in the sidecar of the prepared set in `directory`, as
+    the full dataset's would (ops such as mixup size their one-hot labels by it)."""
+    info_path = os.path.join(directory, prepared.INFO_FILE)
+    with open(info_path) as f:
+        info = json.load(f)
+    names = info["class_names"]
+    info["class_names"] = names + [f"class_{i}" for i in range(len(names), num_classes)]
+    for split in info["splits"].values():
+        split["class_counts"] += [0] * (num_classes - len(split["class_counts"]))
+    with open(info_path, "w") as f:
+        json.dump(info, f)
 
 
 def _add_epic_labels(source: str, out: str) -> None:
