@@ -2,10 +2,13 @@
 in Time): the `config.data` group and the trainer recipe of Scenic's ViViT / MTV configs.
 
 Facts carried over from Scenic's ViViT / MTV video recipes: train clips of `num_frames`
-frames `stride` apart, short side 256, scale jitter 0.9-1.33, random crops and flips, pixels
-in [-1, 1]; test with `num_clips` evenly spaced clips x 3 spatial crops per video (the
-evaluator "multiview_classification" averages their softmax scores); SGD with momentum 0.9,
-no weight decay, gradient clipping at norm 1, cosine decay after 2.5 warm-up epochs.
+frames `stride` apart, short side `min_resize` (256; 288 on SSv2), scale jitter 0.9-1.33,
+random crops and flips, colour augmentation on Kinetics / Moments in Time (COLOR_AUGMENT),
+pixels in [-1, 1]; test with `num_clips` evenly spaced clips x 3 spatial crops per video,
+each crop taken from the frames resized to short side `min_resize` (the field of view of
+training), the evaluator "multiview_classification" averaging their logits; SGD with
+momentum 0.9, no weight decay, gradient clipping at norm 1, cosine decay after 2.5 warm-up
+epochs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from configs import trainer_defaults
 
 # Record datasets written by tools/prepare_dataset.py from a folder of videos.
 RECORDS_DATASET = "array_record"
+# Scenic's Kinetics / Moments in Time train augmentation (do_color_augment): brightness,
+# saturation, contrast and hue jitter with probability 0.8, then grey with probability 0.1.
+COLOR_AUGMENT = "color_augment(0.8, 0.1)"
 
 
 def video_data(num_frames: int = 32, stride: int = 2, crop: int = 224, num_clips: int = 4,
@@ -27,7 +33,8 @@ def video_data(num_frames: int = 32, stride: int = 2, crop: int = 224, num_clips
 
     Train: "sample_frames|decode_frames|resize_small(min_resize)|scale_jitter|random_crop|
     flip_lr|<train_augment>|value_range(-1, 1)"; eval: `num_clips` clips x three_crop(crop)
-    views per video (num_crops=1: center_crop). `batch_preprocess` (e.g. "mixup(alpha=0.2)")
+    views per video (num_crops=1: center_crop) of the frames resized to short side
+    `min_resize`. `batch_preprocess` (e.g. "mixup(alpha=0.2)")
     is set on the train split when given; `path` (the prepared dataset, for the
     `array_record` dataset) on both splits; `label_ops` (ops on the labels, e.g.
     "vivit.verb_noun_targets(97, 300)") run first in training.
@@ -46,7 +53,7 @@ def video_data(num_frames: int = 32, stride: int = 2, crop: int = 224, num_clips
     data.eval = ml_collections.ConfigDict(dict(
         name=name, split=eval_split,
         preprocess=(f"sample_clips({num_frames}, stride={stride}, num_clips={num_clips})|"
-                    f"decode_frames|resize_small({crop})|{crops}|value_range(-1, 1)")))
+                    f"decode_frames|resize_small({min_resize})|{crops}|value_range(-1, 1)")))
     if name == RECORDS_DATASET:
         # Empty until the user points it at the prepared dataset (an error says so).
         data.train.path = data.eval.path = path
@@ -78,7 +85,11 @@ def video_training_config(*, train_size: int, epochs: int, batch_size: int, lr: 
     c.optimizer.momentum = 0.9
     c.schedule = ml_collections.ConfigDict(
         {"name": "cosine", "warmup_steps": int(2.5 * steps_per_epoch)})
-    c.data = video_data(num_frames=num_frames, stride=stride, crop=crop, num_clips=num_clips,
+    # Only the splits: data_dir, worker_count, ... keep the trainer defaults (and overrides).
+    splits = video_data(num_frames=num_frames, stride=stride, crop=crop, num_clips=num_clips,
                         batch_preprocess=batch_preprocess, **data_kwargs)
-    c.evaluators = ml_collections.ConfigDict({"multiview_classification": {"data": "eval"}})
+    c.data.train, c.data.eval = splits.train, splits.eval
+    # average: "logits" as the released recipes ("softmax" averages softmax scores instead).
+    c.evaluators = ml_collections.ConfigDict(
+        {"multiview_classification": {"data": "eval", "average": "logits"}})
     return c

@@ -27,7 +27,8 @@ def config_for(tmp_path):
     return c
 
 
-def test_multiview_2x3_equals_average_of_six_views_by_hand(tmp_path):
+@pytest.mark.parametrize("average", [None, "softmax"])
+def test_multiview_2x3_equals_average_of_six_views_by_hand(tmp_path, average):
     config = config_for(tmp_path)
     model = registry.MODELS.get("vivit.classifier")(
         variant="factorised_encoder", num_classes=4, patch_size=(2, 4, 4), hidden_size=16,
@@ -35,7 +36,8 @@ def test_multiview_2x3_equals_average_of_six_views_by_hand(tmp_path):
     params = model.init(jax.random.key(0), {"video": jnp.zeros((1, 4, 12, 12, 3))})["params"]
     params = jax.tree.map(lambda p: p * 3.0, params)  # Sharper, view-dependent scores.
     mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
-    evaluator = registry.EVALUATORS.build("multiview_classification", {"topk": (1, 2)},
+    keys = {"topk": (1, 2)} if average is None else {"topk": (1, 2), "average": average}
+    evaluator = registry.EVALUATORS.build("multiview_classification", keys,
                                           "config.evaluators.multiview_classification",
                                           model=model, config=config, mesh=mesh)
     with jax.set_mesh(mesh):
@@ -52,7 +54,8 @@ def test_multiview_2x3_equals_average_of_six_views_by_hand(tmp_path):
     views = np.stack([v["video"][start:start + 4, 2:14, left:left + 12]
                       for v in videos for start in (0, 4) for left in (0, 2, 4)])
     logits = model.apply({"params": params}, {"video": jnp.asarray(views)})
-    by_hand = np.asarray(jax.nn.softmax(logits)).reshape(NUM_EVAL, 6, -1).mean(axis=1)
+    scores = jax.nn.softmax(logits) if average == "softmax" else logits  # Default: logits.
+    by_hand = np.asarray(scores).reshape(NUM_EVAL, 6, -1).mean(axis=1)
     labels = np.array([int(v["label"]) for v in videos])
 
     np.testing.assert_allclose(pipeline_mean, by_hand, atol=1e-5)

@@ -41,9 +41,11 @@ def tfds_dataset(split: str, data_dir: str | None, tfds_name: str = "",
     prepared TFDS dataset `tfds_name` ("name" or "name/config:version").
 
     num_classes comes from the ClassLabel feature `label_key` (0 without one). `data_dir`
-    (config.data.data_dir) is not used: TFDS datasets live under `tfds_data_dir`.
+    (config.data.data_dir) is not used: TFDS datasets live under `tfds_data_dir` (None or
+    "": TFDS's default).
     """
     del data_dir
+    tfds_data_dir = tfds_data_dir or None
     if not tfds_name:
         raise registry.ConfigError("config.data.<split>.tfds_name: required for the tfds "
                                    "dataset (e.g. 'imagenet2012').")

@@ -1,5 +1,5 @@
-"""Multi-view classification: average softmax scores over the views (clips x crops) of each
-video, then top-k accuracy per video.
+"""Multi-view classification: average the logits (as Scenic's ViViT / MTV tests do) or the
+softmax scores over the views (clips x crops) of each video, then top-k accuracy per video.
 
 The eval pipeline turns each video into consecutive examples carrying int32 `video_index`
 and `view_index` (see framework.data.pipeline and the multi-view ops sample_clips and
@@ -19,6 +19,17 @@ from jax.experimental import multihost_utils
 from framework import registry, sharding
 from framework.evaluators.classification import ClassificationEvaluator
 from framework.losses import logits_of
+from framework.registry import ConfigError
+
+# What is averaged over a video's views: "logits" (the released recipes) or "softmax".
+AVERAGES = ("logits", "softmax")
+
+
+def view_scores(logits: jax.Array, average: str) -> jax.Array:
+    """Returns the per-view scores (B, C) that are averaged over views: float32 `logits`
+    (B, C) themselves or their softmax, as `average` ("logits" / "softmax") says."""
+    logits = logits.astype(jnp.float32)
+    return logits if average == "logits" else jax.nn.softmax(logits, axis=-1)
 
 
 class ViewAverager:
@@ -31,7 +42,7 @@ class ViewAverager:
 
     def add(self, video_index: np.ndarray, scores: np.ndarray, labels: np.ndarray,
             mask: np.ndarray) -> None:
-        """Adds a batch: video_index int (B,), scores float (B, C) (e.g. softmax), labels int
+        """Adds a batch: video_index int (B,), scores float (B, C) (logits or softmax), labels int
         (B,) or soft (B, C), mask bool (B,) (False: padding, ignored)."""
         labels = np.asarray(labels)
         if labels.ndim == 2:
@@ -71,23 +82,31 @@ class ViewAverager:
 
 @registry.EVALUATORS.register("multiview_classification")
 class MultiViewClassificationEvaluator(ClassificationEvaluator):
-    """Top-k accuracy per video from softmax scores averaged over its views.
+    """Top-k accuracy per video from its views' logits averaged (default, as the released
+    ViViT / MTV recipes) or, with average="softmax", its views' softmax scores averaged.
 
     Config keys as the "classification" evaluator: `data` (which config.data entry; its
     preprocess makes the views, e.g. "sample_clips(32, stride=2, num_clips=4)|decode_frames|
-    resize_small(224)|three_crop(224)|value_range(-1, 1)"), `batch_size` (global; 0 =
-    config.batch_size), `topk` and `label_key`.
+    resize_small(256)|three_crop(224)|value_range(-1, 1)"), `batch_size` (global; 0 =
+    config.batch_size), `topk` and `label_key`, plus `average` ("logits" or "softmax").
     """
+
+    def __init__(self, *, average: str = "logits", **kwargs):
+        """Takes `average` (one of AVERAGES) and ClassificationEvaluator's keyword arguments."""
+        if average not in AVERAGES:
+            raise ConfigError(f"config.evaluators.*.average={average!r}: use one of {AVERAGES}.")
+        self.average = average
+        super().__init__(**kwargs)
 
     def _sums(self, variables, batch: dict) -> dict[str, jax.Array]:
         # The base class jits this as its step: here it returns the per-view scores.
         return self._scores(variables, batch)
 
     def _scores(self, variables, batch: dict) -> dict[str, jax.Array]:
-        """Returns per-view "scores" (B, C) softmax, "video_index", "label" and "mask" of a
-        global batch (subclasses with other heads override this)."""
+        """Returns per-view "scores" (B, C) (view_scores), "video_index", "label" and "mask"
+        of a global batch (subclasses with other heads override this)."""
         logits = logits_of(self.model.apply(variables, batch, train=False))
-        return {"scores": jax.nn.softmax(logits.astype(jnp.float32), axis=-1),
+        return {"scores": view_scores(logits, self.average),
                 "video_index": batch["video_index"], "label": batch[self.label_key],
                 "mask": batch["mask"]}
 

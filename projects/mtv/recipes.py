@@ -7,10 +7,13 @@ paper (Yan et al., "Multiview Transformers for Video Recognition", CVPR 2022, ar
   Ti/16+S/8+B/4+L/2 with cross-view attention at (11, 23); 16x16 spatial patches; 32 frames
   at 224; a global encoder of 12 layers, 8 heads, MLP 3072 over the per-frame class tokens
   merged along channels; stochastic depth 0.1, no dropout.
-- Kinetics: SGD momentum 0.9, lr 0.1, cosine decay after 2.5 warm-up epochs, 30 epochs at
-  batch 64, gradient clipping at 1, no weight decay or label smoothing; frames 2 apart;
-  test 4 clips x 3 crops. Moments in Time (fine-tuned from an MTV-L): 20 epochs at batch 256,
-  lr 0.2, mixup 0.2, frames 3 apart, test 1 clip x 3 crops.
+- Kinetics: SGD momentum 0.9, cosine decay after 2.5 warm-up epochs, 30 epochs at batch 64,
+  gradient clipping at 1, no weight decay or label smoothing; frames 2 apart; short side
+  256, scale jitter 0.9-1.33, colour augmentation (p 0.8, grey p 0.1); test 4 clips x 3
+  crops of the short side resized to 256. Per dataset and size (RELEASED): lr 0.1, except
+  K600 MTV-B 0.2; stochastic depth 0.1, except K700 MTV-B 0.0. Moments in Time (fine-tuned
+  from an MTV-L): 20 epochs at batch 256, lr 0.2, mixup 0.2, frames 3 apart, test 1 clip x
+  3 crops.
 - Each view's encoder starts from an image ViT of its size (ImageNet-21k for MTV-B; the
   paper's MTV-L uses JFT ViTs): `config.init_from` with the "mtv.from_vit" adapter.
 - Cross-view attention width: Scenic's model implements two settings, in the querying
@@ -22,13 +25,13 @@ paper (Yan et al., "Multiview Transformers for Video Recognition", CVPR 2022, ar
   `True`: 881.8). The paper configs therefore use `False`;
   `--config.model.use_query_config=True` gives the released configs' model (the top-1 of
   Scenic's model zoo quoted in the K600 / K700 / MiT configs is that model's).
-Not carried over: Scenic's colour augmentation (no such preprocess op here yet).
 """
 
 from __future__ import annotations
 
 import ml_collections
 
+from configs import video_data
 from configs.video_data import video_training_config
 from projects.mtv.views import parse_views
 
@@ -46,14 +49,29 @@ REFERENCE = {
 }
 # Train-split sizes (videos) used to turn epochs into steps: Scenic's / the datasets' counts;
 # set them to your prepared split's size.
-TRAIN_SIZES = {"kinetics400": 214_834, "kinetics600": 366_016, "kinetics700": 545_317,
+# Scenic's MTV configs leave the Kinetics sizes to the user; K400 / K600 are the counts of
+# Scenic's ViViT configs (the same numbers as projects/vivit), MiT Scenic's MTV count.
+TRAIN_SIZES = {"kinetics400": 214_834, "kinetics600": 363_213, "kinetics700": 545_317,
                "moments_in_time": 791_297}
+# (dataset, size): (peak lr, stochastic depth) of Scenic's released MTV configs
+# (k400_mtv_b2_cva, k600_mtv_{b,l}2_cva, k700_mtv_{b,l}2_cva, mit_mtv_l2_cva).
+RELEASED = {
+    ("kinetics400", "B"): (0.1, 0.1),
+    ("kinetics400", "L"): (0.1, 0.1),
+    ("kinetics600", "B"): (0.2, 0.1),
+    ("kinetics600", "L"): (0.1, 0.1),
+    ("kinetics700", "B"): (0.1, 0.0),
+    ("kinetics700", "L"): (0.1, 0.1),
+    ("moments_in_time", "L"): (0.2, 0.1),
+}
 
 
-def model_group(size: str, num_classes: int, **extra) -> ml_collections.ConfigDict:
+def model_group(size: str, num_classes: int, stochastic_depth: float = 0.1,
+                **extra) -> ml_collections.ConfigDict:
     """Returns config.model for "mtv.classifier" MTV-`size` ("B" or "L") with
     cross-view attention in the attended view's width (use_query_config=False: the setting
-    that matches the paper's cost table; module docstring), and `extra` model fields."""
+    that matches the paper's cost table; module docstring), `stochastic_depth` (the final
+    layer's drop rate) and `extra` model fields."""
     views, fusion_layers = MODELS[size]
     return ml_collections.ConfigDict(dict(
         name="mtv.classifier", num_classes=num_classes, views=parse_views(views),
@@ -61,21 +79,26 @@ def model_group(size: str, num_classes: int, **extra) -> ml_collections.ConfigDi
         use_query_config=False,
         global_encoder=dict(depth=12, mlp_dim=3072, num_heads=8, hidden_size=768,
                             merge_axis="channel", view_tiling="repeat"),
-        classifier="token", dropout=0.0, attention_dropout=0.0, stochastic_depth=0.1,
-        remat=False, remat_policy=None, dtype="bfloat16", **extra))
+        classifier="token", dropout=0.0, attention_dropout=0.0,
+        stochastic_depth=stochastic_depth, remat=False, remat_policy=None, dtype="bfloat16",
+        **extra))
 
 
 def paper_config(dataset: str, size: str, num_classes: int, reference: dict, *,
                  source_note: str = "Kinetics-400 table (params, TFLOPs / 12 views)",
-                 epochs: int = 30, batch_size: int = 64, lr: float = 0.1, stride: int = 2,
+                 epochs: int = 30, batch_size: int = 64, stride: int = 2,
                  num_clips: int = 4, batch_preprocess: str = "") -> ml_collections.ConfigDict:
-    """Returns the full training config of MTV-`size` on `dataset` (a TRAIN_SIZES key) with
-    the paper's recipe (module docstring) and `reference` (the paper's metrics, whose source
-    `source_note` names; params and GFLOPs per view are added from REFERENCE)."""
+    """Returns the full training config of MTV-`size` on `dataset` (a TRAIN_SIZES key, also
+    the prepared dataset's folder under config.data.data_dir) with
+    the paper's recipe (module docstring; peak lr and stochastic depth from RELEASED) and
+    `reference` (the paper's metrics, whose source `source_note` names; params and GFLOPs
+    per view are added from REFERENCE)."""
+    lr, stochastic_depth = RELEASED[(dataset, size)]
     c = video_training_config(train_size=TRAIN_SIZES[dataset], epochs=epochs,
                               batch_size=batch_size, lr=lr, stride=stride, num_clips=num_clips,
-                              batch_preprocess=batch_preprocess)
-    c.model = model_group(size, num_classes)
+                              batch_preprocess=batch_preprocess, path=dataset,
+                              train_augment=video_data.COLOR_AUGMENT)
+    c.model = model_group(size, num_classes, stochastic_depth=stochastic_depth)
     # One image ViT per view (widest view first): set path to the largest view's ViT and
     # options.view_paths to the others, '' standing for `path` (see projects/mtv/init_adapter).
     c.init_from.adapter = "mtv.from_vit"

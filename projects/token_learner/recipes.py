@@ -18,13 +18,26 @@ KINETICS400_TRAIN_SIZE = 214_834  # Scenic's count; videos disappear from YouTub
 KINETICS400_PATH = "kinetics400"
 
 
+# The paper's experiments used TokenLearner v1.0 (Scenic's TokenLearnerModule: convolutional
+# maps, sigmoid); v1.1 (Scenic's later TokenLearnerModuleV11) is a `_v1.1` variant.
+PAPER_VERSION = "1.0"
+V11_SUFFIX = "_v1.1"
+
+
+def split_version(arg: str) -> tuple[str, str]:
+    """Returns (variant without V11_SUFFIX, TokenLearner version) of a config `arg`."""
+    if arg.endswith(V11_SUFFIX):
+        return arg.removesuffix(V11_SUFFIX), "1.1"
+    return arg, PAPER_VERSION
+
+
 def model_group(size: str, num_classes: int, patch_size: tuple[int, ...], *,
                 tokenlearner_loc: int | None, num_tokens: int = 8, depth: int | None = None,
-                **extra) -> ml_collections.ConfigDict:
+                version: str = PAPER_VERSION, **extra) -> ml_collections.ConfigDict:
     """Returns config.model for "token_learner.classifier" of ViT size `size` ("B",
     "L", ...) with `patch_size` (2 ints for images, 3 for videos; tubelet time first), the
-    TokenLearner at `tokenlearner_loc` (None: the plain ViT / ViViT), `depth` overriding the
-    size's depth, and `extra` model fields (e.g. use_token_fuser)."""
+    TokenLearner `version` at `tokenlearner_loc` (None: the plain ViT / ViViT), `depth`
+    overriding the size's depth, and `extra` model fields (e.g. use_token_fuser)."""
     shape = model_sizes.vit_config(size)
     if depth is not None:
         shape["depth"] = depth
@@ -32,7 +45,7 @@ def model_group(size: str, num_classes: int, patch_size: tuple[int, ...], *,
         name="token_learner.classifier", num_classes=num_classes,
         patch_size=tuple(patch_size), **shape, posemb="learn",
         tokenlearner_loc=ml_collections.FieldReference(tokenlearner_loc, field_type=int),
-        num_tokens=num_tokens, tokenlearner_version="1.1", bottleneck_dim=64,
+        num_tokens=num_tokens, tokenlearner_version=version, bottleneck_dim=64,
         use_token_fuser=False, tokens_per="time_step", dropout=0.0, attention_dropout=0.0,
         stochastic_depth=0.0, remat=False, remat_policy=None, dtype="bfloat16", **extra))
 
@@ -41,7 +54,9 @@ def imagenet_data(resolution: int) -> ml_collections.ConfigDict:
     """Returns config.data for ImageNet-1k (TFDS imagenet2012, prepared as ArrayRecord)
     fine-tuning at `resolution`: random-resized crops and flips for training, a plain resize
     for evaluation (as in the ViT paper)."""
-    source = dict(name="tfds", tfds_name="imagenet2012", skip_decoding=("image",))
+    # tfds_data_dir "" = TFDS's default; set it on the command line to read another one.
+    source = dict(name="tfds", tfds_name="imagenet2012", tfds_data_dir="",
+                  skip_decoding=("image",))
     data = ml_collections.ConfigDict()
     data.train = ml_collections.ConfigDict(dict(
         source, split="train",
@@ -65,7 +80,7 @@ def tiny_config(arg: str, dataset: str, num_classes: int, patch_size: tuple[int,
     c = tiny_classification_config(dataset, total_steps=total_steps, batch_size=batch_size,
                                    lr=2e-3, warmup_steps=warmup_steps, model_input=model_input)
     c.model = model_group("Ti", num_classes, patch_size, tokenlearner_loc=2, num_tokens=8,
-                          depth=4)
+                          depth=4, version="1.1")
     c.model.update(dict(hidden_size=64, mlp_dim=128, num_heads=4, dtype="float32"))
     if arg.startswith("tiny_"):
         c.model.tokenlearner_loc = None

@@ -1,5 +1,6 @@
 """Epic-Kitchens multi-view evaluator "vivit.epic_kitchens_multiview": verb, noun and action
-accuracy per video, each head's softmax scores averaged over the video's views."""
+accuracy per video, each head's logits (or, with average="softmax", softmax scores)
+averaged over the video's views."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from framework import registry, sharding
-from framework.evaluators.multiview import MultiViewClassificationEvaluator, ViewAverager
+from framework.evaluators.multiview import (
+    MultiViewClassificationEvaluator,
+    ViewAverager,
+    view_scores,
+)
 from framework.losses import logits_of
 from projects.vivit.epic_kitchens import split_heads
 
@@ -21,7 +26,8 @@ from projects.vivit.epic_kitchens import split_heads
 class EpicKitchensMultiViewEvaluator(MultiViewClassificationEvaluator):
     """Verb / noun top-k and action top-1 (both heads right) over whole videos.
 
-    Config keys: those of "multiview_classification" (`data`, `batch_size`, `topk`) plus
+    Config keys: those of "multiview_classification" (`data`, `batch_size`, `topk`,
+    `average`) plus
     `num_verbs` (the first num_verbs logits are the verb head, the rest the noun head).
     The eval examples carry int `verb_label` and `noun_label`.
     """
@@ -34,8 +40,8 @@ class EpicKitchensMultiViewEvaluator(MultiViewClassificationEvaluator):
     def _scores(self, variables, batch: dict) -> dict[str, jax.Array]:
         logits = logits_of(self.model.apply(variables, batch, train=False))
         verbs, nouns = split_heads(logits.astype(jnp.float32), self.num_verbs)
-        return {"verb_scores": jax.nn.softmax(verbs, axis=-1),
-                "noun_scores": jax.nn.softmax(nouns, axis=-1),
+        return {"verb_scores": view_scores(verbs, self.average),
+                "noun_scores": view_scores(nouns, self.average),
                 "video_index": batch["video_index"], "verb_label": batch["verb_label"],
                 "noun_label": batch["noun_label"], "mask": batch["mask"]}
 

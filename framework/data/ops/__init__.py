@@ -22,6 +22,9 @@ Image (records from `prepare_dataset.py images` / `image_text`: "image" = JPEG/P
                                         random-resized crop (one box for all frames).
   randaugment(num_layers=2, magnitude=10)
                                         RandAugment on uint8 pixels (same ops per frame).
+  color_augment(p=0.8, grey_p=0.0)      brightness / saturation / contrast / hue jitter
+                                        with probability p, grey with probability grey_p
+                                        (one draw per video); before value_range.
 Both:
   resize_small(size)                    resize so that the short side is `size` (int).
   resize(size)                          resize to `size`.
@@ -45,7 +48,7 @@ Examples (Kinetics, ViViT): train
   "sample_frames(32, stride=2)|decode_frames|resize_small(256)|scale_jitter(0.9, 1.33)|"
   "random_crop(224)|flip_lr|value_range(-1, 1)" (or "...|scale_jitter_crop(224, 0.9, 1.33)|...")
 eval (4 clips x 3 crops = 12 views per video, with evaluator "multiview_classification"):
-  "sample_clips(32, stride=2, num_clips=4)|decode_frames|resize_small(224)|three_crop(224)|"
+  "sample_clips(32, stride=2, num_clips=4)|decode_frames|resize_small(256)|three_crop(224)|"
   "value_range(-1, 1)"
 ImageNet: "decode_image|inception_crop(224)|flip_lr|randaugment(2, 15)|value_range(-1, 1)"
 and "decode_image|resize_small(256)|center_crop(224)|value_range(-1, 1)".
@@ -54,4 +57,4 @@ tokenize(64, model='DIR/sentencepiece_32000.model', inkey='caption')" (tokenize:
 ops in framework/data/tokenizers.py).
 """
 
-from framework.data.ops import batch, image, spatial, video  # noqa: F401  (register ops)
+from framework.data.ops import batch, color, image, spatial, video  # noqa: F401  (register ops)

@@ -63,8 +63,12 @@ def crop_pixels(pixels: np.ndarray, top: int, left: int, height: int, width: int
     return pixels[..., top:top + height, left:left + width, :]
 
 
-def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
-    """Returns (height, width) scaled so that the short side is `size`."""
+def short_side_size(h: int, w: int, size: int, round_down: bool = False) -> tuple[int, int]:
+    """Returns (height, width) scaled so that the short side is `size`; the long side is
+    rounded to the nearest pixel, or down with `round_down` (as DMVR's resize_smallest, the
+    released video pipelines' resize)."""
+    if round_down:
+        return max(size, h * size // w), max(size, w * size // h)
     scale = size / min(h, w)
     return max(size, round(h * scale)), max(size, round(w * scale))
 
@@ -84,7 +88,8 @@ class SizedOp:
 @PREPROCESS_OPS.register("resize_small")
 @dataclasses.dataclass
 class ResizeSmall:
-    """Resizes so that the short side is `size` pixels (aspect ratio kept)."""
+    """Resizes so that the short side is `size` pixels (aspect ratio kept; the long side
+    rounded down, as the released video recipes' test views)."""
 
     size: int
     key: str | None = None
@@ -92,7 +97,8 @@ class ResizeSmall:
     def __call__(self, example: dict, rng: np.random.Generator) -> dict:
         k = pixel_key(example, self.key)
         h, w = example[k].shape[-3:-1]
-        return {**example, k: resize_pixels(example[k], *short_side_size(h, w, self.size))}
+        size = short_side_size(h, w, self.size, round_down=True)
+        return {**example, k: resize_pixels(example[k], *size)}
 
 
 @PREPROCESS_OPS.register("resize")
@@ -202,7 +208,8 @@ class CenterCrop(CropOp):
 @dataclasses.dataclass
 class ThreeCrop(CropOp, MultiViewOp):
     """Multi-view: crop `size` at the start, centre or end of the long side (view digit 0, 1,
-    2), centred on the short side: the three-crop test of video classification papers."""
+    2), centred on the short side: the three-crop test of video classification papers. A
+    centre that falls between pixels is rounded up, as in Scenic's three_spatial_crops."""
 
     @property
     def num_views(self) -> int:
@@ -212,9 +219,10 @@ class ThreeCrop(CropOp, MultiViewOp):
     def corner(self, h, w, ch, cw, example, rng) -> tuple[int, int]:
         """The corner of crop view_digit(example) along the long side."""
         digit = self.view_digit(example)
-        if h - ch > w - cw:  # Portrait: crops slide down the height.
-            return (0, (h - ch) // 2, h - ch)[digit], (w - cw) // 2
-        return (h - ch) // 2, (0, (w - cw) // 2, w - cw)[digit]
+        mid_h, mid_w = -(-(h - ch) // 2), -(-(w - cw) // 2)
+        if h > w:  # Portrait: crops slide down the height.
+            return (0, mid_h, h - ch)[digit], mid_w
+        return mid_h, (0, mid_w, w - cw)[digit]
 
 
 @PREPROCESS_OPS.register("inception_crop")

@@ -13,17 +13,20 @@ paper's is not reproduced here), and the paper's other settings for B/16-B: `B/1
 ("Uu": the pretrained image tower is fine-tuned) and `B/16-B_scratch` ("uu": both towers from
 scratch, as CLIP).
 
-Optimizer and schedule: big_vision's configs/proj/image_text/lit_coco.py (Adam, lr 1e-3,
-decoupled wd 0.01 written here as weight_decay = wd / lr = 10, grad clip 1.0, cosine decay
-with 3% warmup, text length 16). The image tower is loaded with `config.init_from` into
-`img/`: set --config.init_from.path to a big_vision / AugReg ViT `.npz` of the right size
-(e.g. ImageNet-21k ViT-B/16); its classification head stays unused. The public LiT
-checkpoints' text towers are BERT models (big_vision proj.flaxformer.bert), which this text
-transformer does not map; their `img/` towers load.
+Optimizer, schedule and train augmentation: big_vision's configs/proj/image_text/lit_coco.py
+(Adam for a B text tower and big_vision's Adafactor for an L one, lr 1e-3, decoupled wd 0.01
+written here as weight_decay = wd / lr = 10, grad clip 1.0, cosine decay with 3% warmup,
+text length 16; train images resized to 224, flipped and RandAugment(2, 10)). The image
+tower is loaded with `config.init_from` into `img/`: set --config.init_from.path to a
+big_vision / AugReg ViT `.npz` of the right size (e.g. ImageNet-21k ViT-B/16); its
+classification head stays unused. The text tower here starts from scratch; big_vision's
+public LiT models start theirs from BERT (big_vision proj.flaxformer.bert), which this text
+transformer does not map (their `img/` towers load).
 
 References: ImageNet zero-shot top-1 of big_vision's public LiT models (README_lit: mixed
-B16B_2 73.9, mixed L16L 75.7, trained on CC12M + YFCC100M) and the paper's ViT-g/14 LiT
-(85.2, abstract; trained on the paper's 4B-pair dataset).
+B16B_2 73.9, mixed L16L 75.7, trained on CC12M + YFCC100M), which belong to BERT-initialised
+text towers (`reference.text_init`), not to this config's from-scratch text tower; and the
+paper's ViT-g/14 LiT (85.2, abstract; trained on the paper's 4B-pair dataset).
 """
 
 import ml_collections
@@ -34,12 +37,15 @@ VARIANTS = ("B/16-B", "L/16-L", "g/14-L", "B/16-B_unlocked", "B/16-B_scratch")
 TEXT_LENGTH = 16
 VOCAB_SIZE = 32_000
 
-# image/text: (embedding width, zero-shot top-1 reference, source of the reference)
+# image/text: (embedding width, zero-shot top-1 reference, source of the reference, the
+# text-tower initialisation the reference belongs to)
 _MODELS = {
-    "B/16-B": (768, 73.9, "big_vision README_lit, mixed_B16B_2"),
-    "L/16-L": (1024, 75.7, "big_vision README_lit, mixed_L16L"),
-    "g/14-L": (1408, 85.2, "LiT paper abstract (ViT-g/14, 4B pairs)"),
+    "B/16-B": (768, 73.9, "big_vision README_lit, mixed_B16B_2", "BERT-Base"),
+    "L/16-L": (1024, 75.7, "big_vision README_lit, mixed_L16L", "BERT-Large"),
+    "g/14-L": (1408, 85.2, "LiT paper abstract (ViT-g/14, 4B pairs)", "paper's text tower"),
 }
+# lit_coco.py's train augmentation after the resize.
+TRAIN_AUGMENT = "flip_lr|randaugment(2, 10)"
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -49,7 +55,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         raise ValueError(f"imagetext_lit: unknown variant {arg!r}; use one of {VARIANTS}.")
     towers, _, mode = arg.partition("_")
     image_variant, text_size = towers.split("-")
-    width, top1, source = _MODELS[towers]
+    width, top1, source, text_init = _MODELS[towers]
     res = 224
 
     c = trainer_defaults.get_config()
@@ -71,7 +77,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model_input = ml_collections.ConfigDict(
         {"image": f"float32[{res},{res},3]", "text": f"int32[{TEXT_LENGTH}]"})
     c.loss = ml_collections.ConfigDict({"name": "image_text.softmax_contrastive"})
-    c.optimizer.update(dict(name="adamw", lr=1e-3, weight_decay=10.0, grad_clip_norm=1.0,
+    # lit_coco.py: Adam for a BERT-Base text tower, big_vision's Adafactor otherwise.
+    c.optimizer.update(dict(name="adamw" if text_size == "B" else "adafactor", lr=1e-3,
+                            weight_decay=10.0, grad_clip_norm=1.0,
                             freeze=("^img/",) if mode == "" else ()))
     c.schedule = ml_collections.ConfigDict(
         {"name": "cosine", "warmup_steps": int(0.03 * c.total_steps)})
@@ -80,6 +88,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.init_from.update(dict(target_prefix="img", dont_load=("^head/",)))
 
     tokenizer = "c4_en.model"  # A SentencePiece model with VOCAB_SIZE pieces.
-    image_text_data.set_image_text_data(c, "cc12m_yfcc100m", res, TEXT_LENGTH, tokenizer)
-    c.reference = ml_collections.ConfigDict({"source": source, "zeroshot_top1": top1})
+    image_text_data.set_image_text_data(c, "cc12m_yfcc100m", res, TEXT_LENGTH, tokenizer,
+                                        train_augment=TRAIN_AUGMENT)
+    c.reference = ml_collections.ConfigDict(
+        {"source": source, "zeroshot_top1": top1, "text_init": text_init})
     return c

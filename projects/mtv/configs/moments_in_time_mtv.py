@@ -18,7 +18,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns the Moments in Time config of MTV-L (`arg` must be "L" or None)."""
     arg = arg or "L"
     c = recipes.paper_config("moments_in_time", arg, 339, dict(top1=42.5, views="1x3"),
-                             epochs=20, batch_size=256, lr=0.2, stride=3, num_clips=1,
+                             epochs=20, batch_size=256, stride=3, num_clips=1,
                              batch_preprocess="mixup(alpha=0.2)",
                              source_note="top-1 from Scenic's MTV model zoo (MiT)")
     c.init_from.options.view_paths = ()

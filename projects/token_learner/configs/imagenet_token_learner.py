@@ -9,6 +9,7 @@ Variants (VARIANTS), each with the paper's GFLOPs and ImageNet top-1 in config.r
   16TL-B/16-21   21 layers, 16 tokens after layer 10.
   ViT-L/16       the plain ViT-L/16 baseline at 512.
   16TL-L/16      16 tokens after layer 12 of 24, at 512.
+TokenLearner v1.0 (the paper's module); "TL-B/16_v1.1" (or any variant + "_v1.1") uses v1.1.
 The paper's table names depths and token counts, not the insertion layers of the B/16 rows;
 layers 6 and 10 are the ones whose GFLOPs match the table (28.7 and 47.1 / 47.7).
 
@@ -22,7 +23,8 @@ import ml_collections
 from configs import trainer_defaults
 from projects.token_learner import recipes
 
-VARIANTS = ("ViT-B/16", "TL-B/16", "TL-B/16-21", "16TL-B/16-21", "ViT-L/16", "16TL-L/16")
+VARIANTS = ("ViT-B/16", "TL-B/16", "TL-B/16-21", "16TL-B/16-21", "ViT-L/16", "16TL-L/16",
+            "TL-B/16_v1.1")
 
 SOURCE = "TokenLearner (Ryoo et al. 2021), Table 1: ImageNet fine-tuning, JFT pre-training"
 # variant: (size, resolution, depth, tokenlearner_loc, num_tokens, paper GFLOPs, top-1)
@@ -38,7 +40,7 @@ SETTINGS = {
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns the fine-tuning config of variant `arg` (one of VARIANTS; None = "TL-B/16")."""
-    arg = arg or "TL-B/16"
+    arg, version = recipes.split_version(arg or "TL-B/16")
     size, resolution, depth, loc, num_tokens, gflops, top1 = SETTINGS[arg]
     c = trainer_defaults.get_config()
     c.batch_size = 512
@@ -50,13 +52,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sharding.rules = "fsdp"
 
     c.model = recipes.model_group(size, 1000, (16, 16), tokenlearner_loc=loc,
-                                  num_tokens=num_tokens, depth=depth)
+                                  num_tokens=num_tokens, depth=depth, version=version)
     c.loss = ml_collections.ConfigDict({"name": "softmax_xent", "label_smoothing": 0.0})
     c.optimizer.update(dict(name="sgd", lr=0.03, weight_decay=0.0, grad_clip_norm=1.0))
     c.optimizer.momentum = 0.9
     c.schedule = ml_collections.ConfigDict({"name": "cosine", "warmup_steps": 500})
 
-    c.data = recipes.imagenet_data(resolution)
+    splits = recipes.imagenet_data(resolution)
+    c.data.train, c.data.eval = splits.train, splits.eval
     c.evaluators = ml_collections.ConfigDict({"classification": {"data": "eval"}})
     c.init_from.dont_load = ("^head/",)
 

@@ -3,12 +3,13 @@
 Source: "ViViT: A Video Vision Transformer" (Arnab et al., ICCV 2021), Table 6b (ViViT-L/16x2:
 82.5 top-1, 95.6 top-5, 4x3 views, 17.35 TFLOPs = 1446 GFLOPs per view); the FE row quotes
 Scenic's ViViT model zoo (81.6 top-1, 4x3 views). Hyperparameters of Scenic's
-projects/vivit/configs/kinetics600 (32 frames stride 2, crop 224, SGD momentum, lr 0.05 for
-FE, 30 epochs, batch 64, a 24-layer temporal encoder for FE).
+projects/vivit/configs/kinetics600 (32 frames stride 2, crop 224, colour augmentation, SGD
+momentum, lr 0.05 for FE, 30 epochs, batch 64, a 24-layer temporal encoder for FE).
 """
 
 import ml_collections
 
+from configs import video_data
 from projects.vivit import recipes
 
 VARIANTS = ("L/16x2", "L/16x2-FE")
@@ -30,4 +31,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     return recipes.paper_config(
         model=recipes.model_group("L", model, 600, temporal_depth=temporal_depth),
         path="kinetics600", train_size=TRAIN_SIZE, epochs=30, lr=lr, label_smoothing=0.0,
-        num_frames=32, stride=2, crop=224, reference=reference)
+        num_frames=32, stride=2, crop=224, train_augment=video_data.COLOR_AUGMENT,
+        reference=reference)

@@ -1,12 +1,12 @@
 """Something-Something v2 ViViT-L/16x2 FE (model 2).
 
-Source: "ViViT: A Video Vision Transformer" (Arnab et al., ICCV 2021), Table 6c (ViViT-L/16x2
+Source: "ViViT: A Video Vision Transformer" (Arnab et al., ICCV 2021), Table 6e (ViViT-L/16x2
 Fact. encoder: 65.4 top-1, 89.8 top-5); hyperparameters of Scenic's
 projects/vivit/configs/something_something_v2: 32 frames stride 1, short side 288, crop 256
 (a 16x16 patch grid: the image model's position embeddings are resized), 4 temporal layers,
 SGD momentum lr 0.4, 35 epochs, batch 64, stochastic depth 0.3, label smoothing 0.3,
-mixup 0.3, RandAugment (2 layers, magnitude 20), 4x3 test views. Usually initialised from a
-Kinetics ViViT (or an image ViT). Scenic's colour augmentation has no op here and is off,
+mixup 0.3, RandAugment (2 layers, magnitude 20), 4x3 test views of the short side resized
+to 288. Usually initialised from a Kinetics ViViT (or an image ViT). No colour augmentation,
 as in that config.
 """
 
@@ -27,4 +27,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         path="ssv2", train_size=TRAIN_SIZE, epochs=35, lr=0.4, label_smoothing=0.3,
         num_frames=32, stride=1, crop=256, min_resize=288, train_augment="randaugment(2, 20)",
         batch_preprocess="mixup(0.3)",
-        reference=dict(source=f"{recipes.PAPER}, Table 6c", top1=65.4, top5=89.8))
+        reference=dict(source=f"{recipes.PAPER}, Table 6e", top1=65.4, top5=89.8))

@@ -1,0 +1,231 @@
+"""The paper configs follow the released recipes: CLIP zero-shot prompts, Scenic's test
+views, colour augmentation and per-dataset MTV values, TokenLearner v1.0, reference
+sources (values checked by hand against Scenic's / big_vision's configs and the papers)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from configs import clip_prompts
+from framework.data import preprocess
+from framework.data.ops.spatial import resize_pixels
+from framework.evaluators.multiview import ViewAverager, view_scores
+from tools import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(spec: str):
+    """Returns the validated config of `spec` ("projects/...py[:ARG]")."""
+    return cli.load_config(os.path.join(ROOT, spec))
+
+
+IMAGE_TEXT = ["projects/siglip/configs/webli_siglip.py:" + v for v in ("B/16", "L/16",
+                                                                      "So400m/14")]
+IMAGE_TEXT += ["projects/lit/configs/imagetext_lit.py:" + v for v in (
+    "B/16-B", "L/16-L", "g/14-L", "B/16-B_unlocked", "B/16-B_scratch")]
+
+
+def test_clip_prompt_data_files():
+    names, templates = clip_prompts.imagenet_class_names(), clip_prompts.prompt_templates()
+    assert len(names) == 1000 and names[:3] == ("tench", "goldfish", "great white shark")
+    assert names[-1] == "toilet paper" and not any(n.startswith("n0") for n in names)
+    assert len(templates) == len(set(templates)) == 80
+    assert all(t.count("{}") == 1 for t in templates)
+    assert templates[0] == "a bad photo of a {}." and templates[-1] == "a tattoo of the {}."
+
+
+@pytest.mark.parametrize("spec", IMAGE_TEXT)
+def test_image_text_configs_prompt_with_clip_names_and_decode_their_eval_split(spec):
+    c = load(spec)
+    zero_shot = c.evaluators.zero_shot
+    assert tuple(zero_shot.class_names) == clip_prompts.imagenet_class_names()
+    assert tuple(zero_shot.templates) == clip_prompts.prompt_templates()
+    prompts = [t.format(n) for n in zero_shot.class_names[:1] for t in zero_shot.templates]
+    assert prompts[0] == "a bad photo of a tench." and len(prompts) == 80
+    eval_data = c.data[zero_shot.data]
+    assert eval_data.tfds_name == "imagenet2012" and "image" in eval_data.skip_decoding
+    assert eval_data.preprocess.startswith("decode_image|")
+
+
+def scenic_views(h: int, w: int, min_resize: int, crop: int) -> tuple[tuple, list]:
+    """Scenic's (DMVR) test views: the resized size (floor of the long side) and the
+    (top, left) of its three crops (centre offsets rounded up; along the long side)."""
+    rh, rw = max(min_resize, h * min_resize // w), max(min_resize, w * min_resize // h)
+    top, left = -(-(rh - crop) // 2), -(-(rw - crop) // 2)
+    if rh > rw:
+        return (rh, rw), [(0, left), (top, left), (rh - crop, left)]
+    return (rh, rw), [(top, 0), (top, left), (top, rw - crop)]
+
+
+@pytest.mark.parametrize("spec,min_resize,crop", [
+    ("projects/vivit/configs/kinetics400_vivit.py:B/16x2", 256, 224),
+    ("projects/vivit/configs/ssv2_vivit.py", 288, 256),
+    ("projects/mtv/configs/kinetics600_mtv.py:B", 256, 224),
+    ("projects/token_learner/configs/kinetics400_token_learner.py:16at12-L/16x2", 256, 224),
+])
+@pytest.mark.parametrize("h,w", [(240, 320), (360, 270)])
+def test_test_views_cover_scenics_field_of_view(spec, min_resize, crop, h, w):
+    config = load(spec)
+    assert [e.average for e in config.evaluators.values()] == ["logits"]  # As released.
+    text = config.data.eval.preprocess
+    spatial = text[text.index("resize_small"):]  # The ops after decoding, as configured.
+    assert spatial == f"resize_small({min_resize})|three_crop({crop})|value_range(-1, 1)"
+    chain = preprocess.build_chain(spatial, "eval")
+    video = np.random.default_rng(0).integers(0, 256, (2, h, w, 3), np.uint8)
+    (rh, rw), corners = scenic_views(h, w, min_resize, crop)
+    resized = resize_pixels(video, rh, rw)
+    for view, (top, left) in enumerate(corners):
+        ours = chain({"video": video, "view_index": np.int32(view)}, None)["video"]
+        expected = resized[:, top:top + crop, left:left + crop].astype(np.float32)
+        np.testing.assert_allclose(ours, expected / 127.5 - 1, atol=1e-6)
+    if (h, w) == (240, 320) and min_resize == 256:
+        assert (rh, rw) == (256, 341) and corners == [(16, 0), (16, 59), (16, 117)]
+        # The centre view in the source video's pixels: rows 15-225 and columns 55.4-265.6,
+        # 7/8 of the short side (resizing to the crop size would show all 240 rows).
+        top, left = corners[1]
+        assert (top * h / rh, (top + crop) * h / rh) == (15.0, 225.0)
+        assert (left * w / rw, (left + crop) * w / rw) == pytest.approx((55.37, 265.57), abs=0.01)
+
+
+def test_views_average_logits_by_default():
+    # Two views of a class-1 video: the mean logit favours class 1 (-1.5 against -2 and
+    # -6.25); the mean softmax favours class 0 (view 0 is confident, view 1 is split).
+    logits = np.array([[6.0, 0.0, -10.0], [-10.0, -3.0, -2.5]], np.float32)
+    results = {}
+    for average in ("logits", "softmax"):
+        averager = ViewAverager()
+        averager.add(np.array([0, 0]), np.asarray(view_scores(logits, average)),
+                     np.array([1, 1]), np.array([True, True]))
+        results[average] = averager.result([1])["top1"]
+    assert results == {"logits": 1.0, "softmax": 0.0}
+
+
+COLOR = "color_augment(0.8, 0.1)"
+VIDEO_TRAIN = {
+    "projects/vivit/configs/kinetics400_vivit.py:B/16x2-FE": COLOR,
+    "projects/vivit/configs/kinetics600_vivit.py:L/16x2": COLOR,
+    "projects/vivit/configs/ssv2_vivit.py": "randaugment(2, 20)",
+    "projects/vivit/configs/epic_kitchens_vivit.py": "randaugment(2, 15)",
+    "projects/mtv/configs/kinetics400_mtv.py:B": COLOR,
+    "projects/mtv/configs/moments_in_time_mtv.py": COLOR,
+    "projects/token_learner/configs/kinetics400_token_learner.py:ViViT-L/16x2": COLOR,
+}
+
+
+@pytest.mark.parametrize("spec,augment", sorted(VIDEO_TRAIN.items()))
+def test_video_train_augmentation_as_released(spec, augment):
+    text = load(spec).data.train.preprocess
+    assert f"flip_lr|{augment}|value_range(-1, 1)" in text
+    assert (COLOR in text) == (augment == COLOR)
+
+
+def test_color_augment_op():
+    from framework.registry import PREPROCESS_OPS
+
+    frame = np.random.default_rng(1).integers(0, 256, (1, 8, 8, 3), np.uint8)
+    video = np.concatenate([frame, frame])
+    rng = np.random.default_rng(0)
+    off = PREPROCESS_OPS.get("color_augment", "t")(p=0.0, grey_p=0.0)
+    assert off({"video": video}, rng)["video"] is video
+    grey = PREPROCESS_OPS.get("color_augment", "t")(p=0.0, grey_p=1.0)({"video": video}, rng)
+    np.testing.assert_allclose(grey["video"][..., 0], grey["video"][..., 2], atol=1e-4)
+    op = PREPROCESS_OPS.get("color_augment", "t")(p=1.0, grey_p=0.0)
+    out = op({"video": video}, rng)["video"]
+    assert out.dtype == np.float32 and 0 <= out.min() and out.max() <= 255
+    assert not np.allclose(out, video) and np.array_equal(out[0], out[1])  # One draw per video.
+
+
+# (config, variant): (peak lr, stochastic depth, train size, epochs, batch, frame stride,
+# test clips, mixup alpha or None, fusion layers), from Scenic's projects/mtv/configs.
+MTV = {
+    ("kinetics400", "B"): (0.1, 0.1, 214_834, 30, 64, 2, 4, None, (5, 11)),
+    ("kinetics400", "L"): (0.1, 0.1, 214_834, 30, 64, 2, 4, None, (11, 23)),
+    ("kinetics600", "B"): (0.2, 0.1, 363_213, 30, 64, 2, 4, None, (5, 11)),
+    ("kinetics600", "L"): (0.1, 0.1, 363_213, 30, 64, 2, 4, None, (11, 23)),
+    ("kinetics700", "B"): (0.1, 0.0, 545_317, 30, 64, 2, 4, None, (5, 11)),
+    ("kinetics700", "L"): (0.1, 0.1, 545_317, 30, 64, 2, 4, None, (11, 23)),
+    ("moments_in_time", "L"): (0.2, 0.1, 791_297, 20, 256, 3, 1, 0.2, (11, 23)),
+}
+
+
+@pytest.mark.parametrize("dataset,size", sorted(MTV))
+def test_mtv_settings_per_dataset(dataset, size):
+    lr, sd, train_size, epochs, batch, stride, clips, mixup, fusion = MTV[(dataset, size)]
+    c = load(f"projects/mtv/configs/{dataset}_mtv.py:{size}")
+    steps_per_epoch = train_size // batch
+    assert (c.optimizer.name, c.optimizer.lr, c.optimizer.momentum) == ("sgd", lr, 0.9)
+    assert (c.optimizer.weight_decay, c.optimizer.grad_clip_norm) == (0.0, 1.0)
+    assert c.model.stochastic_depth == sd and tuple(c.model.fusion_layers) == fusion
+    assert c.batch_size == batch and c.total_steps == epochs * steps_per_epoch
+    assert c.schedule.warmup_steps == int(2.5 * steps_per_epoch)
+    assert c.loss.label_smoothing == 0.0
+    assert f"sample_frames(32, stride={stride})" in c.data.train.preprocess
+    assert "resize_small(256)|scale_jitter(0.9, 1.33)|random_crop(224)" in c.data.train.preprocess
+    assert f"num_clips={clips})" in c.data.eval.preprocess
+    assert "resize_small(256)|three_crop(224)" in c.data.eval.preprocess
+    assert c.data.train.get("batch_preprocess", "") == (f"mixup(alpha={mixup})" if mixup else "")
+    assert c.data.train.path == c.data.eval.path == dataset  # Under config.data.data_dir.
+
+
+def test_k600_train_size_is_one_number():
+    vivit = load("projects/vivit/configs/kinetics600_vivit.py:L/16x2")
+    mtv = load("projects/mtv/configs/kinetics600_mtv.py:B")
+    assert vivit.total_steps // 30 == mtv.total_steps // 30 == 363_213 // 64
+
+
+@pytest.mark.parametrize("spec,version", [
+    ("imagenet_token_learner.py:TL-B/16", "1.0"),
+    ("imagenet_token_learner.py:16TL-L/16", "1.0"),
+    ("imagenet_token_learner.py:TL-B/16_v1.1", "1.1"),
+    ("kinetics400_token_learner.py:16at12-L/16x2", "1.0"),
+    ("kinetics400_token_learner.py:16at18-L/10x2", "1.0"),
+    ("kinetics400_token_learner.py:16at12-L/16x2_v1.1", "1.1"),
+])
+def test_token_learner_paper_configs_use_v1_0(spec, version):
+    c = load(f"projects/token_learner/configs/{spec}")
+    assert c.model.tokenlearner_version == version
+
+
+VIVIT = "ViViT (Arnab et al., ICCV 2021, arXiv 2103.15691)"
+MTV_SRC = "MTV (Yan et al., CVPR 2022, arXiv 2201.04288)"
+TL = "TokenLearner (Ryoo et al. 2021)"
+SOURCES = {
+    "vivit/configs/kinetics400_vivit.py:B/16x2":
+        f"{VIVIT}, Table 2 (ViViT-B 16x2, 32 frames, Kinetics-400)",
+    "vivit/configs/kinetics400_vivit.py:B/16x2-FE-avgpool":
+        f"{VIVIT}, Table 2 (ViViT-B 16x2, 32 frames, Kinetics-400), average-pool baseline",
+    "vivit/configs/kinetics400_vivit.py:L/16x2": f"{VIVIT}, Table 6a (17.35 TFLOPs / 12 views)",
+    "vivit/configs/kinetics600_vivit.py:L/16x2": f"{VIVIT}, Table 6b (17.35 TFLOPs / 12 views)",
+    "vivit/configs/kinetics600_vivit.py:L/16x2-FE":
+        "Scenic ViViT model zoo (README), ViViT-L/16x2 FE",
+    "vivit/configs/epic_kitchens_vivit.py": f"{VIVIT}, Table 6d",
+    "vivit/configs/ssv2_vivit.py": f"{VIVIT}, Table 6e",
+    "mtv/configs/kinetics400_mtv.py:B":
+        f"{MTV_SRC}; Kinetics-400 table (params, TFLOPs / 12 views)",
+    "mtv/configs/kinetics600_mtv.py:L": f"{MTV_SRC}; top-1 from Scenic's MTV model zoo (K600)",
+    "mtv/configs/moments_in_time_mtv.py": f"{MTV_SRC}; top-1 from Scenic's MTV model zoo (MiT)",
+    "token_learner/configs/imagenet_token_learner.py:TL-B/16":
+        f"{TL}, Table 1: ImageNet fine-tuning, JFT pre-training, row 'TL-B/16' (384x384)",
+    "token_learner/configs/kinetics400_token_learner.py:16at18-L/10x2":
+        f"{TL}, Kinetics-400 ViViT-L experiments (per view), row '16at18-L/10x2'",
+    "siglip/configs/webli_siglip.py:B/16":
+        "SigLIP (arXiv 2303.15343) released checkpoints, big_vision SigLIP colab",
+    "lit/configs/imagetext_lit.py:L/16-L": "big_vision README_lit, mixed_L16L",
+    "lit/configs/imagetext_lit.py:g/14-L": "LiT paper abstract (ViT-g/14, 4B pairs)",
+}
+
+
+@pytest.mark.parametrize("spec", sorted(SOURCES))
+def test_reference_sources(spec):
+    assert load(f"projects/{spec}").reference.source == SOURCES[spec]
+
+
+def test_lit_recipe_as_big_vision():
+    for variant, optimizer, init in (("B/16-B", "adamw", "BERT-Base"),
+                                     ("L/16-L", "adafactor", "BERT-Large")):
+        c = load(f"projects/lit/configs/imagetext_lit.py:{variant}")
+        assert c.optimizer.name == optimizer and c.reference.text_init == init
+        assert "resize(224)|flip_lr|randaugment(2, 10)|value_range(-1, 1)" in \
+            c.data.train.preprocess
