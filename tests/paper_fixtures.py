@@ -113,7 +113,7 @@ def write_image_text_sets(root: str) -> str:
             writer.writerow([f"{i}.jpg", " ".join(rng.choice(words, 6))])
     first = os.path.join(root, IMAGE_TEXT_SETS[0])
     _prepare("image_text", "--input", os.path.join(sources, "pairs.csv"), "--split", "train",
-             "--output", first, "--workers", 1, "--train_sentencepiece", 40)
+             "--output", first, "--workers", 1, "--train_sentencepiece", 30)
     for name in IMAGE_TEXT_SETS[1:]:
         shutil.copytree(first, os.path.join(root, name))
     (model,) = glob.glob(os.path.join(first, "*.model"))
