@@ -193,8 +193,6 @@ def _load_tessera(path: str) -> Flat:
         raise integrity.CheckpointCorruptError(
             f"checkpoint {state_dir} cannot be read ({integrity.storage_error(e)}). Use "
             "another step of that run (WORKDIR/checkpoints/<step>) or a good copy.") from e
-    finally:  # Its background threads would otherwise report a closed event loop at exit.
-        checkpointer.close()
     integrity.verify_arrays(restored["params"], record, state_dir, prefix="params/")
     return {k: np.asarray(v) for k, v in flatten_tree(restored["params"]).items()}
 

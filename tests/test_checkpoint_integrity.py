@@ -129,7 +129,10 @@ def test_convert_checkpoint_names_the_file_and_the_crc_failure(saved):
                           str(copy), "--output", str(tmp / "out.npz")],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2, out.stderr[-2000:]
-    last = out.stderr.strip().splitlines()[-1]
+    # The one 'Error:' line (tensorstore may print its closed-event-loop report around it).
+    errors = [line for line in out.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, out.stderr[-3000:]
+    last = errors[0]
     assert os.path.basename(node) in last and "crc-32c checksum" in last.lower(), last
     assert "tensorstore_spec" not in last
     assert "config.init_from" not in last and "NoneType" not in last, last
