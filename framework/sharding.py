@@ -152,8 +152,10 @@ def spec_for(shape: Sequence[int], names: Sequence[str | None], mesh: Mesh,
 def param_shardings(abstract_boxed: Any, mesh: Mesh, rules: Rules) -> Any:
     """Maps a tree of abstract params boxed with logical names to a tree of NamedShardings.
 
-    `abstract_boxed` is the output of `jax.eval_shape(model.init, ...)["params"]`; leaves
-    without names (unboxed) are replicated. Returns the unboxed tree structure.
+    `abstract_boxed` is the output of `jax.eval_shape(model.init, ...)["params"]` (or any
+    boxed collection). Leaves without names (unboxed, e.g. BatchNorm statistics) match only
+    the "*" rule: replicated under "dp", split along their largest divisible dim under
+    "fsdp" / "fsdp_tp". Returns the unboxed tree structure.
     """
 
     def one(leaf):
