@@ -11,8 +11,12 @@ dataset (layout: framework/data/prepared.py).
 Common flags: --num_shards (0: automatic), --workers (processes; default: all cores),
 --overwrite (replace a split prepared from other inputs; otherwise that is an error).
 
-Videos: a folder `ROOT/<class>/<file>.mp4` or a Kinetics CSV (label, youtube_id, time_start,
-time_end, split) with the clips under --video_root (default: the CSV's folder). Frames are
+Videos: a folder `ROOT/<class>/<file>.mp4`, a Kinetics CSV (label, youtube_id, time_start,
+time_end, split) or an Epic-Kitchens-100 annotation CSV (EPIC_100_train.csv /
+EPIC_100_validation.csv: each action segment cut from start to stop timestamp, with int
+verb_label and noun_label; see framework/data/epic_kitchens_inputs.py), with the videos under
+--video_root (default: the CSV's folder; Epic-Kitchens' `<participant>/videos/<id>.MP4` or
+`<id>.mp4` anywhere below it). Frames are
 stored as JPEGs at --fps (0: the source rate) with the short side --short_side (0: as is).
 --short_side only shrinks: smaller inputs keep their size unless --upscale is given.
 Images: `ROOT/<class>/*.jpg` (kept as they are unless --short_side is set). Image-text: CSV
@@ -27,10 +31,10 @@ import argparse
 import os
 import sys
 
-from framework.data import converter, inputs, prepared
+from framework.data import converter, epic_kitchens_inputs, inputs, prepared
 from tools import cli
 
-AUTO_SHARD_SIZE = {"video": 128, "image": 1024, "image_text": 1024}
+AUTO_SHARD_SIZE = {"video": 128, "video_verb_noun": 128, "image": 1024, "image_text": 1024}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -57,7 +61,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                          help="replace this split if it was prepared from other inputs")
         if kind == "videos":
             sub.add_argument("--video_root", default=None,
-                             help="where a Kinetics CSV's clips are (default: its folder)")
+                             help="where a Kinetics or Epic-Kitchens CSV's videos are "
+                             "(default: the CSV's folder)")
             sub.add_argument("--fps", type=float, default=0.0,
                              help="frames per second to store (0: the source rate)")
         if kind == "image_text":
@@ -78,6 +83,11 @@ def list_items(args: argparse.Namespace, class_names: list[str] | None
         return "image", *inputs.class_folder_items(source, inputs.IMAGE_EXTENSIONS, class_names)
     if source.endswith(".csv"):
         root = args.video_root or os.path.dirname(os.path.abspath(source))
+        if not os.path.isdir(root):
+            raise ValueError(f"--video_root {root}: not a directory.")
+        if epic_kitchens_inputs.is_epic_kitchens_csv(source):
+            return "video_verb_noun", *epic_kitchens_inputs.epic_kitchens_items(
+                source, root, inputs.VIDEO_EXTENSIONS, class_names)
         return "video", *inputs.kinetics_items(source, root, args.split)
     return "video", *inputs.class_folder_items(source, inputs.VIDEO_EXTENSIONS, class_names)
 

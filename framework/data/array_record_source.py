@@ -83,9 +83,10 @@ def dataset_directory(path: str, data_dir: str | None) -> str:
 def array_record(split: str, data_dir: str | None, path: str = "") -> DatasetSpec:
     """Returns the DatasetSpec of `split` of the prepared dataset in `path`.
 
-    info holds 'class_names', 'kind' (video, image, image_text), 'stored_features' (what a
-    record holds), 'fingerprint' and 'requires_preprocess'. Raises ValueError naming the
-    directory when it holds no prepared dataset, the split or one of its shards.
+    info holds 'class_names', 'kind' (video, video_verb_noun, image, image_text),
+    'stored_features' (what a record holds), 'fingerprint' and 'requires_preprocess'.
+    Raises ValueError naming the directory when it holds no prepared dataset, the split or
+    one of its shards.
     """
     if not path:
         raise ValueError("array_record: path='' names no prepared dataset; set "

@@ -30,13 +30,12 @@ def fingerprint(kind: str, items: list[dict], params: dict) -> str:
 
 
 def convert_one(task: tuple[str, dict, dict]) -> tuple[bool, object, object]:
-    """Worker: (kind, item, params) -> (True, record bytes, label or None) or (False, item
-    name, reason it was skipped)."""
+    """Worker: (kind, item, params) -> (True, record bytes, [classes it counts towards]) or
+    (False, item name, reason it was skipped)."""
     kind, item, params = task
     try:
         record = inputs.convert_item(kind, item, params)
-        return True, records.encode_example(record), (
-            int(record["label"]) if "label" in record else None)
+        return True, records.encode_example(record), inputs.counted_classes(item)
     except Exception as e:  # noqa: BLE001 - any failure skips (and reports) this input.
         return False, item["name"], f"{type(e).__name__}: {e}"
 
@@ -174,18 +173,17 @@ def _read_marker(out_dir: str, split: str, index: int, count: int, digest: str) 
 
 
 def _write_shard(out_dir, split, index, count, digest, results, report) -> dict:
-    """Writes one shard from (ok, payload, label) results; returns its done-marker."""
+    """Writes one shard from (ok, payload, classes) results; returns its done-marker."""
     path = os.path.join(out_dir, prepared.shard_name(split, index, count))
     marker = {"fingerprint": digest, "num_examples": 0, "labels": [], "skipped": []}
 
     def converted():
-        for n, (ok, payload, label) in enumerate(results, start=1):
+        for n, (ok, payload, detail) in enumerate(results, start=1):
             if ok:
                 yield payload
-                if label is not None:
-                    marker["labels"].append(label)
+                marker["labels"] += detail
             else:
-                marker["skipped"].append({"input": payload, "reason": label})
+                marker["skipped"].append({"input": payload, "reason": detail})
             report(n, len(marker["skipped"]))
 
     marker["num_examples"] = cache.write_records_atomically(path, converted())

@@ -3,8 +3,9 @@ Kinetics CSV, image-text CSV / JSONL / tar shards) as items, and turning one ite
 record (in a worker process).
 
 An item is a plain dict: "name" (what reports call it), "path" (the media file) or "tar",
-"offset", "size" (a member of a tar shard), "label" (int) or "caption" (str), and for
-untrimmed Kinetics videos "start" / "end" in seconds. An item with "error" is reported as
+"offset", "size" (a member of a tar shard), "label" (int), "caption" (str) or "verb" /
+"noun" (ints; Epic-Kitchens, framework.data.epic_kitchens_inputs), and for clips cut from
+longer videos "start" / "end" in seconds. An item with "error" is reported as
 skipped with that reason (e.g. a clip listed in the CSV but missing on disk).
 """
 
@@ -154,15 +155,24 @@ def _read_media(item: dict) -> bytes:
         raise MediaError(f"{item['path']}: {e.strerror}.") from None
 
 
+def counted_classes(item: dict) -> list[int]:
+    """Returns the dataset classes a converted `item` counts towards (split class_counts):
+    its "classes" (Epic-Kitchens: verb and num_verbs + noun), else [label], else []."""
+    if "classes" in item:
+        return [int(c) for c in item["classes"]]
+    return [int(item["label"])] if "label" in item else []
+
+
 def convert_item(kind: str, item: dict, params: dict) -> dict:
     """Returns the record of one item: video {"frames": [JPEG bytes], "timestamps" float32
-    (T,), "fps" float32, "label" int32, "key" str}; image {"image": bytes, "label", "key"};
-    image_text {"image": bytes, "caption": str, "key"}. Raises MediaError when the item's
-    media are unusable."""
+    (T,), "fps" float32, "label" int32, "key" str}; video_verb_noun the same with int32
+    "verb_label" and "noun_label" instead of "label"; image {"image": bytes, "label",
+    "key"}; image_text {"image": bytes, "caption": str, "key"}. Raises MediaError when the
+    item's media are unusable."""
     if "error" in item:
         raise MediaError(item["error"])
     record = {"key": item["name"]}
-    if kind == "video":
+    if kind in ("video", "video_verb_noun"):
         clip = decode_video(item["path"], fps=params["fps"], short_side=params["short_side"],
                             quality=params["jpeg_quality"], start=item.get("start", 0.0),
                             end=item.get("end"), upscale=params.get("upscale", False))
@@ -175,16 +185,20 @@ def convert_item(kind: str, item: dict, params: dict) -> dict:
                                      upscale=params.get("upscale", False))
     if kind == "image_text":
         record["caption"] = item["caption"]
+    elif kind == "video_verb_noun":
+        record.update(verb_label=np.int32(item["verb"]), noun_label=np.int32(item["noun"]))
     else:
         record["label"] = np.int32(item["label"])
     return record
 
 
+_VIDEO = {"frames": {"dtype": "bytes[]", "shape": [None]},
+          "timestamps": {"dtype": "float32", "shape": [None]},
+          "fps": {"dtype": "float32", "shape": []}, "key": {"dtype": "str", "shape": []}}
 FEATURES = {
-    "video": {"frames": {"dtype": "bytes[]", "shape": [None]},
-              "timestamps": {"dtype": "float32", "shape": [None]},
-              "fps": {"dtype": "float32", "shape": []}, "label": {"dtype": "int32", "shape": []},
-              "key": {"dtype": "str", "shape": []}},
+    "video": {**_VIDEO, "label": {"dtype": "int32", "shape": []}},
+    "video_verb_noun": {**_VIDEO, "verb_label": {"dtype": "int32", "shape": []},
+                        "noun_label": {"dtype": "int32", "shape": []}},
     "image": {"image": {"dtype": "bytes", "shape": []}, "label": {"dtype": "int32", "shape": []},
               "key": {"dtype": "str", "shape": []}},
     "image_text": {"image": {"dtype": "bytes", "shape": []},

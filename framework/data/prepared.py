@@ -5,10 +5,11 @@
     <dir>/<split>.array_record-00000-of-00008 ...   the shards of each split
     <dir>/<split>_report.json                what was converted and what was skipped (why)
 
-dataset_info.json: {"format": FORMAT, "kind": "video" | "image" | "image_text",
-"class_names": [...] (empty without labels), "features": {key: {"dtype", "shape"}} of a
-stored record, "splits": {split: {"num_examples", "shards": [file names], "class_counts",
-"num_skipped", "fingerprint", "params"}}}.
+dataset_info.json: {"format": FORMAT, "kind": "video" | "video_verb_noun" (Epic-Kitchens:
+int verb_label / noun_label instead of label) | "image" | "image_text", "class_names": [...]
+(empty without labels; video_verb_noun: the "verb:<key>"s then the "noun:<key>"s),
+"features": {key: {"dtype", "shape"}} of a stored record, "splits": {split: {"num_examples",
+"shards": [file names], "class_counts", "num_skipped", "fingerprint", "params"}}}.
 """
 
 from __future__ import annotations

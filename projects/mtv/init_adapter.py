@@ -4,7 +4,12 @@ Config (`config.init_from`): `path` is one checkpoint (read by framework.pretrai
 `options.view_paths` names one checkpoint per view, widest view first as in
 `config.model.views`; an empty entry means "the checkpoint at `path`". E.g. for
 B/2+S/4+Ti/8: path = ViT-B, view_paths = ("vit_ti.npz", "vit_s.npz", ""). With no
-`view_paths`, `path` is taken as an MTV checkpoint and mapped by name (the "default" adapter).
+`view_paths`, `path` is taken as an MTV checkpoint and mapped by name (the "default" adapter),
+after the parameters that depend on the clip's frame count are resized in time, as Scenic
+does when it fine-tunes an MTV on longer clips (e.g. a 32-frame Kinetics MTV on 48-frame
+SSv2): the per-frame class tokens `cls_view{i}` (1, t_i, 1, D) and the global encoder's
+position embedding (its class-token position kept, the frames' positions) are linearly
+interpolated to the model's frame counts.
 
 What a big_vision-layout ViT (`embedding`, `cls`, `pos_embedding` over the patches,
 `Transformer/encoderblock_{l}` or the scanned `Transformer/encoderblock`) gives view i:
@@ -115,6 +120,33 @@ def map_vit_to_view(vit: Mapping[str, np.ndarray], target: Mapping[str, Any], vi
     return values, notes
 
 
+def resize_in_time(source: Mapping[str, np.ndarray], target: Mapping[str, Any]
+                   ) -> tuple[dict, dict]:
+    """Returns (values, notes) for the frame-count dependent params of an MTV checkpoint
+    `source` whose frame counts differ from the MTV `target`'s (module docstring): class
+    tokens `cls_view{i}` (1, t, 1, D) and `global_posembed` (1, 1 + T, D) with a class token
+    (else (1, T, D)), linearly interpolated in time. Other params are left to the caller."""
+    values, notes = {}, {}
+    for key, spec in target.items():
+        if key not in source:
+            continue
+        old, new = np.asarray(source[key]), tuple(spec.shape)
+        if old.shape == new or old.ndim != len(new):
+            continue
+        if re.match(r"^cls_view\d+$", key) and old.shape[::2] == new[::2] and old.ndim == 4:
+            line = old[0, :, 0]
+            values[key] = pretrained.resize_posemb_grid(line[None], (new[1],))[0][None, :, None]
+        elif key == "global_posembed" and old.ndim == 3 and old.shape[::2] == new[::2]:
+            first = 1 if "cls_global" in target else 0
+            frames = pretrained.resize_posemb_grid(old[:, first:], (new[1] - first,))
+            values[key] = np.concatenate([old[:, :first], frames], axis=1)
+        else:
+            continue
+        values[key] = values[key].astype(old.dtype)
+        notes[key] = f"resized in time {old.shape} -> {new} (linear)"
+    return values, notes
+
+
 @registry.INIT_ADAPTERS.register("mtv.from_vit", formerly=("mtv",))
 def mtv_adapter(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *,
                 view_paths: Sequence[str] = (), view_formats: Sequence[str] = (),
@@ -122,7 +154,11 @@ def mtv_adapter(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *,
     """Registry adapter "mtv.from_vit" (module docstring). `view_formats`: one format per view
     (framework.pretrained.FORMATS; default 'auto'). Returns (values, notes)."""
     if not view_paths:
-        return pretrained.map_default(source, target, inflation=inflation)
+        resized, resize_notes = resize_in_time(source, target)
+        values, notes = pretrained.map_default({**source, **resized}, target,
+                                               inflation=inflation)
+        notes.update({k: n for k, n in resize_notes.items() if k in values})
+        return values, notes
     views = num_views(target)
     if len(view_paths) != views:
         raise IncompatibleCheckpointError(

@@ -14,6 +14,13 @@ paper (Yan et al., "Multiview Transformers for Video Recognition", CVPR 2022, ar
   K600 MTV-B 0.2; stochastic depth 0.1, except K700 MTV-B 0.0. Moments in Time (fine-tuned
   from an MTV-L): 20 epochs at batch 256, lr 0.2, mixup 0.2, frames 3 apart, test 1 clip x
   3 crops.
+- Something-Something v2 and Epic-Kitchens-100 (MTV-B, fine-tuned from a Kinetics MTV-B):
+  frames 1 apart, 48 (SSv2) / 64 (EK) of them, lr 0.2, label smoothing 0.2, 60 epochs at
+  batch 256 (SSv2) / 80 at batch 128 (EK), RandAugment (1, 15) (SSv2) / (3, 10) (EK), mixup
+  0.3 (SSv2 only); test 4 clips x 3 crops (SSv2) / 4 clips x 1 centre crop (EK). Scenic's
+  configs also switch colour augmentation on, but its pipeline applies only RandAugment
+  when both are on (scenic/dataset_lib/video_ops.additional_augmentations), so these use
+  RandAugment alone. EK has 97 verb + 300 noun logits (projects/vivit/epic_kitchens.py).
 - Each view's encoder starts from an image ViT of its size (ImageNet-21k for MTV-B; the
   paper's MTV-L uses JFT ViTs): `config.init_from` with the "mtv.from_vit" adapter.
 - Cross-view attention width: Scenic's model implements two settings, in the querying
@@ -52,9 +59,10 @@ REFERENCE = {
 # Scenic's MTV configs leave the Kinetics sizes to the user; K400 / K600 are the counts of
 # Scenic's ViViT configs (the same numbers as projects/vivit), MiT Scenic's MTV count.
 TRAIN_SIZES = {"kinetics400": 214_834, "kinetics600": 363_213, "kinetics700": 545_317,
-               "moments_in_time": 791_297}
+               "moments_in_time": 791_297, "ssv2": 168_913, "epic_kitchens": 67_217}
 # (dataset, size): (peak lr, stochastic depth) of Scenic's released MTV configs
-# (k400_mtv_b2_cva, k600_mtv_{b,l}2_cva, k700_mtv_{b,l}2_cva, mit_mtv_l2_cva).
+# (k400_mtv_b2_cva, k600_mtv_{b,l}2_cva, k700_mtv_{b,l}2_cva, mit_mtv_l2_cva,
+# ssv2_mtv_b2_cva, epic_mtv_b2_cva).
 RELEASED = {
     ("kinetics400", "B"): (0.1, 0.1),
     ("kinetics400", "L"): (0.1, 0.1),
@@ -63,6 +71,8 @@ RELEASED = {
     ("kinetics700", "B"): (0.1, 0.0),
     ("kinetics700", "L"): (0.1, 0.1),
     ("moments_in_time", "L"): (0.2, 0.1),
+    ("ssv2", "B"): (0.2, 0.1),
+    ("epic_kitchens", "B"): (0.2, 0.1),
 }
 
 
@@ -86,18 +96,23 @@ def model_group(size: str, num_classes: int, stochastic_depth: float = 0.1,
 
 def paper_config(dataset: str, size: str, num_classes: int, reference: dict, *,
                  source_note: str = "Kinetics-400 table (params, TFLOPs / 12 views)",
-                 epochs: int = 30, batch_size: int = 64, stride: int = 2,
-                 num_clips: int = 4, batch_preprocess: str = "") -> ml_collections.ConfigDict:
+                 epochs: int = 30, batch_size: int = 64, num_frames: int = 32, stride: int = 2,
+                 num_clips: int = 4, num_crops: int = 3, batch_preprocess: str = "",
+                 train_augment: str = video_data.COLOR_AUGMENT, label_smoothing: float = 0.0,
+                 label_ops: str = "", paper_gflops: bool = True) -> ml_collections.ConfigDict:
     """Returns the full training config of MTV-`size` on `dataset` (a TRAIN_SIZES key, also
     the prepared dataset's folder under config.data.data_dir) with
     the paper's recipe (module docstring; peak lr and stochastic depth from RELEASED) and
-    `reference` (the paper's metrics, whose source `source_note` names; params and GFLOPs
-    per view are added from REFERENCE)."""
+    `reference` (the paper's metrics, whose source `source_note` names; the params and, with
+    `paper_gflops`, the GFLOPs per 32-frame view of REFERENCE are added). The other keyword
+    arguments are the recipe's per-dataset settings (configs.video_data.video_data)."""
     lr, stochastic_depth = RELEASED[(dataset, size)]
     c = video_training_config(train_size=TRAIN_SIZES[dataset], epochs=epochs,
-                              batch_size=batch_size, lr=lr, stride=stride, num_clips=num_clips,
+                              batch_size=batch_size, lr=lr, num_frames=num_frames,
+                              stride=stride, num_clips=num_clips, num_crops=num_crops,
                               batch_preprocess=batch_preprocess, path=dataset,
-                              train_augment=video_data.COLOR_AUGMENT)
+                              train_augment=train_augment, label_smoothing=label_smoothing,
+                              label_ops=label_ops)
     c.model = model_group(size, num_classes, stochastic_depth=stochastic_depth)
     # One image ViT per view (widest view first): set path to the largest view's ViT and
     # options.view_paths to the others, '' standing for `path` (see projects/mtv/init_adapter).
@@ -105,7 +120,18 @@ def paper_config(dataset: str, size: str, num_classes: int, reference: dict, *,
     c.init_from.options = ml_collections.ConfigDict(
         {"view_paths": ("",) * len(c.model.views), "inflation": "central_frame"})
 
-    c.model_input = ml_collections.ConfigDict({"video": "float32[32,224,224,3]"})
+    c.model_input = ml_collections.ConfigDict({"video": f"float32[{num_frames},224,224,3]"})
+    costs = REFERENCE[size] if paper_gflops else {"params": REFERENCE[size]["params"]}
     c.reference = ml_collections.ConfigDict(dict(
-        source=f"{SOURCE}; {source_note}", **REFERENCE[size], **reference))
+        source=f"{SOURCE}; {source_note}", **costs, **reference))
+    return c
+
+
+def from_mtv_checkpoint(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Sets `c.init_from` to fine-tune from an MTV checkpoint (set init_from.path, e.g. a
+    Kinetics run's workdir): mapped by name, class tokens and the global position embedding
+    resized in time to the clip's frames (projects/mtv/init_adapter), the head left at init.
+    Returns `c`."""
+    c.init_from.options.view_paths = ()
+    c.init_from.dont_load = ("^output_projection/",)
     return c

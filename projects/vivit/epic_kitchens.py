@@ -9,6 +9,7 @@ both heads' top-1 are right (the arg-max of the product of the two softmaxes, as
 - loss "vivit.epic_kitchens_xent": softmax cross-entropy of each head, summed (each head's
   mean logged as a metric).
 - `split_heads` / `head_targets`: shared by the loss and the evaluator.
+- `config_pieces`: the loss, evaluator and label op of an Epic-Kitchens config (ViViT, MTV).
 """
 
 from __future__ import annotations
@@ -17,12 +18,32 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from framework import registry
 from framework.losses import LossFn, logits_of, masked_mean, smooth, softmax_cross_entropy
 
 EPIC_KITCHENS_100 = {"num_verbs": 97, "num_nouns": 300}
+
+
+def config_pieces(label_smoothing: float, average: str = "logits") -> dict:
+    """Returns the parts of an Epic-Kitchens-100 config whose model has one head of
+    97 verb + 300 noun logits (verbs first): {"num_classes": 397, "label_ops": the train
+    label op (two-hot targets), "loss": ConfigDict of "vivit.epic_kitchens_xent" with
+    `label_smoothing`, "evaluators": ConfigDict of "vivit.epic_kitchens_multiview" on the
+    eval split, views averaged by `average`}."""
+    verbs, nouns = EPIC_KITCHENS_100["num_verbs"], EPIC_KITCHENS_100["num_nouns"]
+    return {
+        "num_classes": verbs + nouns,
+        "label_ops": f"vivit.verb_noun_targets({verbs}, {nouns})",
+        "loss": ml_collections.ConfigDict(dict(
+            name="vivit.epic_kitchens_xent", num_verbs=verbs, num_nouns=nouns,
+            label_smoothing=label_smoothing)),
+        "evaluators": ml_collections.ConfigDict({"epic_kitchens_multiview": {
+            "name": "vivit.epic_kitchens_multiview", "data": "eval", "num_verbs": verbs,
+            "average": average}}),
+    }
 
 
 def split_heads(logits: jax.Array, num_verbs: int) -> tuple[jax.Array, jax.Array]:

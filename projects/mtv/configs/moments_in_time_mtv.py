@@ -21,6 +21,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                              epochs=20, batch_size=256, stride=3, num_clips=1,
                              batch_preprocess="mixup(alpha=0.2)",
                              source_note="top-1 from Scenic's MTV model zoo (MiT)")
-    c.init_from.options.view_paths = ()
-    c.init_from.dont_load = ("^output_projection/",)
-    return c
+    return recipes.from_mtv_checkpoint(c)
