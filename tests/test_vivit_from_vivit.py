@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 import projects.vivit  # noqa: F401  (registers the adapters)
-from framework import pretrained
+from framework import config as config_lib
+from framework import pretrained, registry
 from framework.pretrained import IncompatibleCheckpointError
 from projects.vivit.backbone import ViViT
-from tools import convert_checkpoint
+from tools import cli, convert_checkpoint
 
 TINY = dict(hidden_size=16, depth=2, mlp_dim=32, num_heads=2, temporal_depth=1)
 K400 = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 16, 16, 3)), jnp.float32)
@@ -147,3 +148,35 @@ def test_mismatches_are_errors_naming_the_fix(tessera_kinetics):
         pretrained.load_params(deep, init_from, flat)
     with pytest.raises(IncompatibleCheckpointError, match="vivit.from_vivit"):
         pretrained.load_params(deep, {"path": "", "adapter": "vivit.from_vit"}, flat)
+
+
+@pytest.mark.parametrize("config_file", ["ssv2_vivit.py", "epic_kitchens_vivit.py"])
+def test_paper_configs_initialise_from_a_kinetics_vivit(config_file):
+    # The configs' own init_from (adapter and options) on their real clips and crops, with the
+    # model shrunk: the K400 FE's 14x14 grid is resized for SSv2's 256 crop, only `head` is new.
+    shrink = ["--config.model.hidden_size=16", "--config.model.mlp_dim=32",
+              "--config.model.num_heads=2", "--config.model.depth=1"]
+    kinetics = cli.load_config("projects/vivit/configs/kinetics400_vivit.py:L/16x2-FE",
+                               shrink + ["--config.model.temporal_depth=4"])
+    config = cli.load_config(f"projects/vivit/configs/{config_file}", shrink)
+    flat = kinetics_params_of(kinetics)
+    init_from = dict(config.init_from.to_dict(), path="(a Kinetics-400 checkpoint)")
+    params, report = pretrained.load_params(model_params(config), init_from, flat)
+    check_only_head_new(report, ["head/bias", "head/kernel"])
+    assert params["head"]["kernel"].shape[1] == config.model.num_classes
+
+
+def model_params(config):
+    """Abstract params of `config`'s model on one example of its `model_input`."""
+    model = registry.MODELS.build(config.model.name, config_lib.kwargs_of(config.model),
+                                  "config.model")
+    spec = config.model_input.video
+    shape = tuple(int(d) for d in spec[spec.index("[") + 1:-1].split(","))
+    return nn.unbox(jax.eval_shape(lambda: model.init(
+        jax.random.key(0), {"video": jnp.zeros((1, *shape))})))["params"]
+
+
+def kinetics_params_of(config):
+    rng = np.random.default_rng(2)
+    return {k: rng.normal(0, 0.3, s.shape).astype(np.float32)
+            for k, s in pretrained.flatten_tree(model_params(config)).items()}
