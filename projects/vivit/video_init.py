@@ -97,6 +97,11 @@ def map_value(key: str, value: np.ndarray, shape: tuple, target: Mapping[str, An
     if value.shape == shape:
         return value, "loaded"
     if key == "embedding/kernel":
+        if value.ndim == 4:
+            raise IncompatibleCheckpointError(
+                f"embedding/kernel: the checkpoint's {value.shape} is an image ViT's patch "
+                "kernel; initialise from an image model with config.init_from.adapter="
+                "'vivit.from_vit'.")
         if value.ndim == 5 and value.shape[1:] == shape[1:]:
             raise IncompatibleCheckpointError(
                 f"embedding/kernel: the checkpoint's tubelet spans {value.shape[0]} frames, the "
@@ -165,7 +170,9 @@ def vivit_to_vivit(source: Mapping[str, np.ndarray], target: Mapping[str, Any], 
         values[key] = value.astype(spec.dtype)
         used.update(names)
         sources = sorted({o for n in names for o in origin[n]})
-        notes[key] = note if sources == [key] else f"{note} from {' + '.join(sources)}"
+        if sources != [key]:
+            note += f" from {' + '.join(sources) if len(sources) < 3 else sources[0] + ', ...'}"
+        notes[key] = note
     # The classifier of the checkpoint's dataset (and its pre-logits, when the model has
     # none) is expected to go unused.
     dropped = HEAD + (() if any(k.startswith("pre_logits/") for k in target)
