@@ -150,6 +150,22 @@ def test_mismatches_are_errors_naming_the_fix(tessera_kinetics):
         pretrained.load_params(deep, {"path": "", "adapter": "vivit.from_vit"}, flat)
 
 
+def test_scenic_epic_kitchens_head_is_reordered_verbs_first(tessera_kinetics):
+    # Scenic's Epic-Kitchens head: nouns (here 4) then verbs (3); ours: verbs then nouns.
+    flat = dict(tessera_kinetics[0])
+    rng = np.random.default_rng(3)
+    flat["head/kernel"], flat["head/bias"] = rng.normal(size=(16, 7)), rng.normal(size=(7,))
+    init_from = {"path": "", "adapter": "vivit.from_vivit",
+                 "options": {"load_head": True, "head_columns_last": 4}}
+    params, report = pretrained.load_params(abstract(vivit(7), K400), init_from,
+                                            as_scenic(flat))
+    assert report.unused == [] and report.count("init") == 0
+    np.testing.assert_allclose(params["head"]["kernel"][:, :3], flat["head/kernel"][:, 4:])
+    np.testing.assert_allclose(params["head"]["bias"][3:], flat["head/bias"][:4])
+    assert notes_of(report)["head/bias"] == (
+        "loaded (its first 4 classes moved last) from output_projection/bias")
+
+
 @pytest.mark.parametrize("config_file", ["ssv2_vivit.py", "epic_kitchens_vivit.py"])
 def test_paper_configs_initialise_from_a_kinetics_vivit(config_file):
     # The configs' own init_from (adapter and options) on their real clips and crops, with the

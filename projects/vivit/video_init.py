@@ -137,13 +137,17 @@ def _fetch(key: str, shape: tuple, offered: Mapping[str, np.ndarray]) -> tuple[l
 def vivit_to_vivit(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *,
                    token_grid: Sequence[int] = (), source_token_grid: Sequence[int] = (),
                    load_head: bool = False, allow_unused: Sequence[str] = (),
+                   head_columns_last: int = 0,
                    ) -> tuple[dict[str, np.ndarray], dict[str, str], set[str]]:
     """Registry adapter "vivit.from_vivit" (module docstring): maps a ViViT checkpoint's flat
     params `source` onto ViViT param specs `target` ({key: shape-like}).
 
     Options: `token_grid` / `source_token_grid` ((t, h, w) of the model / checkpoint, for
     resizing models 1/3/4's joint position embedding), `load_head`, `allow_unused` (regexes
-    of checkpoint keys that may stay unused). Returns (values, notes, checkpoint keys read).
+    of checkpoint keys that may stay unused), `head_columns_last` (with load_head: the
+    checkpoint head's first that many classes move after the others; a Scenic Epic-Kitchens
+    head is 300 nouns then 97 verbs, ours verbs then nouns: 300). Returns (values, notes,
+    checkpoint keys read).
     """
     scenic = scenic_layout.is_scenic_vivit(source)
     if scenic:
@@ -162,11 +166,17 @@ def vivit_to_vivit(source: Mapping[str, np.ndarray], target: Mapping[str, Any], 
         if value is None:
             missing.append(key)
             continue
+        value = np.asarray(value)
+        if key.startswith(HEAD) and head_columns_last:
+            value = np.concatenate([value[..., head_columns_last:],
+                                    value[..., :head_columns_last]], axis=-1)
         try:
-            value, note = map_value(key, np.asarray(value), shape, target, grids)
+            value, note = map_value(key, value, shape, target, grids)
         except IncompatibleCheckpointError as e:
             problems.append(str(e))
             continue
+        if key.startswith(HEAD) and head_columns_last:
+            note += f" (its first {head_columns_last} classes moved last)"
         values[key] = value.astype(spec.dtype)
         used.update(names)
         sources = sorted({o for n in names for o in origin[n]})
