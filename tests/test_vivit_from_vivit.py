@@ -98,10 +98,12 @@ def test_kinetics_checkpoint_initialises_ssv2_and_epic_kitchens(tessera_kinetics
     np.testing.assert_allclose(params["cls"], flat["cls"], atol=1e-6)  # Scenic's: folded.
 
     # Epic-Kitchens: the same clips, verbs + nouns in one head. The backbone computes the
-    # Kinetics model's features exactly.
+    # Kinetics model's features exactly (checked once: Scenic's layout, the one renamed).
     ek = vivit(7)
     params, report = pretrained.load_params(abstract(ek, K400), init_from, source)
     check_only_head_new(report, head)
+    if layout == "tessera":
+        return
     params = jax.tree.map(lambda x: jnp.asarray(x) if isinstance(x, np.ndarray)
                           else jnp.zeros(x.shape, x.dtype), params)  # The new head: zeros.
     _, ours = ek.apply({"params": params}, K400, return_intermediates=True)
