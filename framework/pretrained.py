@@ -236,15 +236,24 @@ def save_npz(path: str, params: Any) -> None:
 # Shape helpers for adapters.
 
 
-def resize_posemb_grid(posemb: np.ndarray, new_grid: tuple[int, ...]) -> np.ndarray:
+def resize_posemb_grid(posemb: np.ndarray, new_grid: tuple[int, ...],
+                       old_grid: tuple[int, ...] | None = None) -> np.ndarray:
     """Resizes learned position embeddings (1, prod(old_grid), D) to (1, prod(new_grid), D).
 
-    The old grid is taken square (2D, h = w) or, for 1D `new_grid`, a line; the resize is
-    linear (bilinear in 2D, as big_vision and Scenic do it, via jax.image.resize).
+    Without `old_grid` the old grid is taken square (2D, h = w) or, for 1D `new_grid`, a
+    line; a given `old_grid` (any rank, e.g. a video's (t, h, w)) must have new_grid's rank.
+    The resize is linear on every axis (bilinear in 2D, as big_vision and Scenic do it, via
+    jax.image.resize).
     """
     posemb = np.asarray(posemb)
     n, width = posemb.shape[1], posemb.shape[2]
-    if len(new_grid) == 1:
+    if old_grid is not None:
+        old = tuple(int(g) for g in old_grid)
+        if len(old) != len(new_grid) or int(np.prod(old)) != n:
+            raise IncompatibleCheckpointError(
+                f"position embedding with {n} tokens does not fit the grid {old}; cannot "
+                f"resize it to {tuple(new_grid)}.")
+    elif len(new_grid) == 1:
         old = (n,)
     else:
         side = int(round(np.sqrt(n)))

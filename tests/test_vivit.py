@@ -25,7 +25,7 @@ def _model(config):
 
 
 @pytest.mark.parametrize("arg", ["B/16x2", "B/16x2-FE", "B/16x2-FSA", "B/16x2-FDP",
-                                 "B/16x2-FE-avgpool", "L/16x2"])
+                                 "B/16x2-FE-avgpool", "L/16x2", "L/16x2-FE-128f"])
 def test_kinetics_params_and_gflops_match_paper(arg):
     config = cli.load_config(f"{K400}:{arg}")
     params, gflops = flops.model_cost(_model(config), config.model_input)

@@ -4,7 +4,11 @@
     # Any checkpoint -> a Tessera workdir for a config (eval it, or train on from step 0):
     python -m tools.convert_checkpoint --input vit_b16.npz --config FILE.py[:ARG] \\
         --output WORKDIR [--adapter NAME] [--source_prefix P] [--target_prefix P] \\
-        [--dont_load REGEX ...] [--dry_run] [--config.KEY=V ...]
+        [--dont_load REGEX ...] [--option KEY=VALUE ...] [--dry_run] [--config.KEY=V ...]
+    # A checkpoint of Scenic's ViViT (models 1-4) -> a Tessera workdir of the same model:
+    python -m tools.convert_checkpoint --input vivit_b_k400/checkpoint \
+        --config projects/vivit/configs/kinetics400_vivit.py:B/16x2 \
+        --adapter vivit.from_vivit --option load_head=True --output WORKDIR
     # Any checkpoint -> a params-only Tessera checkpoint (for config.init_from.path):
     python -m tools.convert_checkpoint --input checkpoint_90000 --output WORKDIR
     # A Tessera workdir (latest step) or checkpoints/<step> -> .npz (others can read ours):
@@ -68,19 +72,40 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--target_prefix", default="", help="fill only the model under this")
     parser.add_argument("--dont_load", nargs="*", default=(), help="model keys (regexes) "
                         "left at init")
+    parser.add_argument("--option", nargs="*", default=(), metavar="KEY=VALUE",
+                        help="adapter options (config.init_from.options), values as Python "
+                        "literals, e.g. --option load_head=True token_grid=(16,14,14)")
     parser.add_argument("--dry_run", action="store_true", help="print the mapping only")
     args = parser.parse_args(rest)
     if not args.config:
-        for name in ("adapter", "target_prefix", "dont_load"):
+        for name in ("adapter", "target_prefix", "dont_load", "option"):
             if getattr(args, name) != parser.get_default(name):
                 parser.error(f"--{name} maps onto a model: it needs --config.")
         if overrides:
             parser.error("--config.KEY=VALUE overrides need --config.")
+    args.option = parse_options(args.option, parser)
     args.output_format = output_format(args.output, args.output_format)
     if args.config and args.output_format != "tessera":
         parser.error(f"--config maps onto a model for a Tessera output; a {args.output_format} "
                      "output takes the input's params as they are.")
     return args, overrides
+
+
+def parse_options(items: list[str], parser: argparse.ArgumentParser) -> dict:
+    """Returns {key: value} for "KEY=VALUE" items (values read as Python literals, else kept
+    as strings); a malformed item is a usage error."""
+    import ast
+
+    options = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            parser.error(f"--option {item!r}: expected KEY=VALUE, e.g. load_head=True.")
+        try:
+            options[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            options[key] = text
+    return options
 
 
 def output_format(path: str, fmt: str) -> str:
@@ -216,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         init_from = {"path": os.path.abspath(args.input), "format": args.input_format,
                      "adapter": args.adapter, "source_prefix": args.source_prefix,
                      "target_prefix": args.target_prefix, "dont_load": tuple(args.dont_load),
-                     "options": {}}
+                     "options": args.option}
         print(convert_for_config(config, init_from, args.output, args.dry_run))
     else:
         flat = read_params(args.input, args.input_format, args.source_prefix)

@@ -137,6 +137,7 @@ def vivit_adapter(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *
         raise IncompatibleCheckpointError(
             f"config.init_from.options.temporal_encoder_init={temporal_encoder_init!r}: use "
             f"one of {TEMPORAL_ENCODER_INITS}.")
+    refuse_video(source)
     src = canonical_vit(source)
     values: dict[str, np.ndarray] = {}
     notes: dict[str, str] = {}
@@ -195,6 +196,20 @@ def vivit_adapter(source: Mapping[str, np.ndarray], target: Mapping[str, Any], *
     values = {k: np.asarray(v).astype(target[k].dtype) for k, v in values.items()}
     read.update(k for k in ("embedding/kernel", "pos_embedding") if k in values)
     return values, notes, read
+
+
+def refuse_video(source: Mapping[str, np.ndarray]) -> None:
+    """Raises IncompatibleCheckpointError when `source` is a video model (a tubelet kernel,
+    a factorised encoder or temporal parameters): this adapter would leave those unused."""
+    kernel = source.get("embedding/kernel")
+    video = [k for k in source if k.startswith(("SpatialTransformer/", "TemporalTransformer/",
+                                                "temporal_", "cls_"))]
+    if video or (kernel is not None and np.ndim(kernel) == 5):
+        raise IncompatibleCheckpointError(
+            "config.init_from.path holds a video model (a ViViT: "
+            f"{', '.join(video[:2]) or 'a tubelet embedding/kernel'}), not an image ViT; use "
+            "config.init_from.adapter='vivit.from_vivit', which maps every spatial and temporal "
+            "parameter.")
 
 
 def _square(n: int, key: str) -> tuple[int, int]:

@@ -5,7 +5,8 @@ Sec. 4.1 and appendix; the values of Scenic's projects/vivit configs), which is 
 configs/video_data recipe: synchronous SGD with momentum 0.9, cosine learning-rate decay
 after 2.5 epochs of linear warm-up, batch 64, gradient clipping at global norm 1, no weight
 decay; train clips with scale jitter 0.9-1.33 and random crops; test with clips x crops
-views; initialised from an ImageNet-21K ViT.
+views; initialised from an ImageNet-21K ViT (SSv2 and Epic-Kitchens: from a Kinetics-400
+ViViT, as the paper).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ MODELS = {
     "FDP": "factorised_dot_product",  # Model 4.
 }
 PAPER = "ViViT (Arnab et al., ICCV 2021, arXiv 2103.15691)"
+# What a paper config initialises from -> its init adapter.
+INITS = {"vit": "vivit.from_vit", "vivit": "vivit.from_vivit"}
 
 
 def model_group(size: str, model: str, num_classes: int, *, patch: tuple = (2, 16, 16),
@@ -43,24 +46,28 @@ def model_group(size: str, model: str, num_classes: int, *, patch: tuple = (2, 1
 
 def paper_config(*, model: ml_collections.ConfigDict, path: str, train_size: int, epochs: int,
                  lr: float, label_smoothing: float, num_frames: int, stride: int, crop: int,
-                 reference: dict, **data_kwargs) -> ml_collections.ConfigDict:
+                 reference: dict, init: str = "vit", **data_kwargs) -> ml_collections.ConfigDict:
     """Returns a full paper config: the shared video recipe
     (configs/video_data.video_training_config: SGD momentum 0.9 at `lr`, 2.5 warm-up epochs
     then cosine decay over `epochs` of `train_size` videos, batch 64, clip norm 1, the
     multi-view evaluator) on the `array_record` dataset prepared at `path`, plus `model`,
-    init from an image ViT with the "vivit.from_vit" adapter (set config.init_from.path), the
-    `model_input` of one view and the paper's `reference`. `data_kwargs` go to
-    configs.video_data.video_data (min_resize, num_crops, train_augment, ...)."""
+    its initialisation (`init` "vit": an image ViT, adapter "vivit.from_vit"; "vivit": a
+    video ViViT such as a Kinetics one, adapter "vivit.from_vivit"; set
+    config.init_from.path, empty = from scratch), the `model_input` of one view and the
+    paper's `reference`. `data_kwargs` go to configs.video_data.video_data (min_resize,
+    num_crops, num_clips, train_augment, ...)."""
     c = video_data.video_training_config(
         train_size=train_size, epochs=epochs, batch_size=64, lr=lr, num_frames=num_frames,
         stride=stride, crop=crop, label_smoothing=label_smoothing, name="array_record",
         path=path, **data_kwargs)
     c.model = model
-    c.init_from.adapter = "vivit.from_vit"
-    c.init_from.options = ml_collections.ConfigDict(dict(
-        inflation="central_frame",
-        token_grid=(num_frames // model.patch_size[0], crop // model.patch_size[1],
-                    crop // model.patch_size[2])))
+    grid = (num_frames // model.patch_size[0], crop // model.patch_size[1],
+            crop // model.patch_size[2])
+    if init not in INITS:
+        raise ValueError(f"init={init!r}: use one of {tuple(INITS)}.")
+    c.init_from.adapter = INITS[init]
+    options = dict(inflation="central_frame") if init == "vit" else {}
+    c.init_from.options = ml_collections.ConfigDict(dict(options, token_grid=grid))
     c.model_input = ml_collections.ConfigDict(
         {"video": f"float32[{num_frames},{crop},{crop},3]"})
     c.reference = ml_collections.ConfigDict(reference)
