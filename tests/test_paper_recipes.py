@@ -229,3 +229,128 @@ def test_lit_recipe_as_big_vision():
         assert c.optimizer.name == optimizer and c.reference.text_init == init
         assert "resize(224)|flip_lr|randaugment(2, 10)|value_range(-1, 1)" in \
             c.data.train.preprocess
+
+
+# Issue 15: the released SigLIP checkpoints and Scenic's ImageNet-1k TokenLearner config.
+# big_vision's SigLIP demo colab (commit 0127fb6): (variant, resolution) -> (text variant,
+# embedding width, text length, vocabulary); the parameter count is that of big_vision's own
+# two_towers.Model built with those settings (jax.eval_shape on big_vision's code).
+SIGLIP_COLAB = {
+    "B/16": ("B/16", 224, "B", 768, 64, 32_000, 203_155_970),
+    "B/16@256": ("B/16", 256, "B", 768, 64, 32_000, 203_202_050),
+    "B/16@384": ("B/16", 384, "B", 768, 64, 32_000, 203_447_810),
+    "B/16@512": ("B/16", 512, "B", 768, 64, 32_000, 203_791_874),
+    "L/16": ("L/16", 256, "L", 1024, 64, 32_000, 652_150_786),
+    "L/16@384": ("L/16", 384, "L", 1024, 64, 32_000, 652_478_466),
+    "So400m/14": ("So400m/14", 224, "So400m", 1152, 16, 32_000, 877_360_306),
+    "So400m/14@384": ("So400m/14", 384, "So400m", 1152, 64, 32_000, 877_960_498),
+}
+# big_vision's vit.decode_variant: width, depth, mlp_dim, heads.
+BIG_VISION_SIZES = {"B": (768, 12, 3072, 12), "L": (1024, 24, 4096, 16),
+                    "So400m": (1152, 27, 4304, 16)}
+
+
+def test_siglip_variants_are_the_colab_checkpoints():
+    from projects.siglip.configs import webli_siglip
+
+    assert set(webli_siglip.VARIANTS) == set(SIGLIP_COLAB)
+    for arg, (image, res, text, width, length, vocab, params) in SIGLIP_COLAB.items():
+        c = load(f"projects/siglip/configs/webli_siglip.py:{arg}")
+        size, patch = image.split("/")
+        for tower, name in ((c.model.image, size), (c.model.text, text)):
+            shape = (tower.hidden_size, tower.depth, tower.mlp_dim, tower.num_heads)
+            assert shape == BIG_VISION_SIZES[name], (arg, shape)
+        assert tuple(c.model.image.patch_size) == (int(patch),) * 2
+        assert c.model.image.pool_type == "map" and c.model.image.posemb == "learn"
+        assert c.model.text.vocab_size == vocab and c.model.text.pool_type == "last"
+        assert tuple(c.model.out_dim) == (None, width)
+        assert c.model_input.image == f"float32[{res},{res},3]"
+        assert c.model_input.text == f"int32[{length}]"
+        assert f"resize({res})|" in c.data.train.preprocess
+        assert f"tokenize(max_len={length}," in c.data.train.preprocess
+        assert c.data.eval.preprocess == f"decode_image|resize({res})|value_range(-1, 1)"
+        assert c.reference.params == params and c.reference.resolution == res
+        assert ("zeroshot_top1" in c.reference) == (arg in ("B/16", "L/16", "So400m/14"))
+
+
+def test_siglip_resolutions_differ_by_their_position_embeddings_only():
+    # The released B/16 at 224 and So400m/14 at 224 are counted from our model in
+    # tests/test_text_towers.py; a resolution adds (res / patch)^2 learned position
+    # embeddings of the image width (the So400m text length also changes, 16 -> 64).
+    for arg, (image, res, _, width, length, _, params) in SIGLIP_COLAB.items():
+        base = SIGLIP_COLAB[image]
+        patch = int(image.split("/")[1])
+        extra = ((res // patch) ** 2 - (base[1] // patch) ** 2) * width
+        extra += (length - base[4]) * width  # The text position embedding.
+        assert params - base[-1] == extra, arg
+
+
+TL_SCRATCH = "projects/token_learner/configs/imagenet_scratch_token_learner.py"
+
+
+def test_token_learner_imagenet_scratch_is_scenics_config():
+    c = load(TL_SCRATCH)
+    m = c.model
+    assert (m.hidden_size, m.depth, m.mlp_dim, m.num_heads) == (768, 12, 3072, 12)
+    assert tuple(m.patch_size) == (16, 16) and c.model_input.image == "float32[224,224,3]"
+    assert (m.tokenlearner_loc, m.num_tokens, m.tokenlearner_version) == (9, 16, "1.1")
+    assert not m.use_token_fuser and m.head_bias_init == -10.0 and m.dtype == "float32"
+    assert m.dropout == m.attention_dropout == m.stochastic_depth == 0.0
+    assert c.loss.name == "sigmoid_xent" and c.loss.label_smoothing == 0.0
+    o = c.optimizer
+    assert (o.name, o.lr, o.b1, o.b2, o.eps, o.weight_decay, o.grad_clip_norm) == (
+        "adamw", 5e-3, 0.9, 0.999, 1e-8, 0.3, 1.0)
+    assert tuple(o.weight_decay_mask) == (".*",)
+    assert c.batch_size == 4096 and c.total_steps == 90 * (1_281_167 // 4096) == 28_080
+    assert c.seed == 42 and c.eval_every == 1000 and c.checkpoint_every == 5000
+    assert c.data.train.preprocess == "decode_image|inception_crop(224)|flip_lr|normalize"
+    assert c.data.eval.preprocess == \
+        "decode_image|resize_small(256)|center_crop(224)|normalize"
+    assert c.data.train.tfds_name == c.data.eval.tfds_name == "imagenet2012"
+    assert "mixup" not in c.data.train.preprocess and "randaugment" not in c.data.train.preprocess
+    assert c.reference.source.startswith("Scenic token_learner configs/im1k_token_learner")
+
+
+def test_token_learner_imagenet_scratch_schedule_is_scenics_compound_schedule():
+    from framework import optim
+
+    c = load(TL_SCRATCH)
+    schedule = optim.make_schedule(c.schedule, c.optimizer.lr, c.total_steps)
+    base, warmup, end, total = 5e-3, 10_000, 1e-5, 28_080
+    steps = (0, 1, 5_000, 10_000, 12_345, 20_000, 28_079, 28_080)
+    ours = np.asarray(schedule(np.asarray(steps)))
+    for step, lr in zip(steps, ours):
+        # Scenic's 'constant*linear_warmup*linear_decay' with end_learning_rate.
+        ratio = base * min(1.0, step / warmup)
+        progress = max(0.0, (step - warmup) / (total - warmup))
+        ratio = (ratio - end) * max(1.0 - progress, 0.0) + end
+        assert float(lr) == pytest.approx(ratio, rel=1e-5, abs=1e-9), step
+
+
+def test_token_learner_imagenet_scratch_params_and_head_bias():
+    import jax
+    import jax.numpy as jnp
+    from flax import linen as nn
+
+    from framework import config as config_lib
+    from framework import flops, registry
+    from framework.layers.heads import classifier_head
+
+    c = load(TL_SCRATCH)
+    model = registry.MODELS.build(c.model.name, config_lib.kwargs_of(c.model), "config.model")
+    batch = flops.abstract_example_batch(c.model_input)
+    variables = jax.eval_shape(lambda b: model.init(jax.random.key(0), b), batch)
+    # GAP ViT-B/16 at 224 with a 1000-class head, plus Scenic's TokenLearnerModuleV11
+    # (LayerNorm 2 * 768, Dense 768 -> 64, Dense 64 -> 16).
+    vit = 16 * 16 * 3 * 768 + 768 + 196 * 768 + 12 * 7_087_872 + 2 * 768 + 768 * 1000 + 1000
+    assert flops.count_params(variables["params"]) == vit + 2 * 768 + 768 * 64 + 64 + 64 * 16 + 16
+    assert c.model.head_bias_init == -10.0  # Scenic's init_head_bias, through the head:
+
+    class Head(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return classifier_head(x, {}, num_classes=5, head_bias_init=c.model.head_bias_init)
+
+    head = nn.unbox(Head().init(jax.random.key(0), jnp.zeros((1, 4))))["params"]["head"]
+    np.testing.assert_array_equal(head["bias"], np.full(5, -10.0, np.float32))
+    assert not np.any(head["kernel"])

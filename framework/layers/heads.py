@@ -11,14 +11,16 @@ import jax.numpy as jnp
 
 def classifier_head(x: jax.Array, out: dict, *, num_classes: int | None,
                     representation_size: int | None = None, head_zeroinit: bool = True,
-                    dtype: Any = jnp.float32, param_dtype: Any = jnp.float32) -> jax.Array:
+                    head_bias_init: float = 0.0, dtype: Any = jnp.float32,
+                    param_dtype: Any = jnp.float32) -> jax.Array:
     """Applies the head to pooled features x (B, D) (or tokens (B, L, D)).
 
     Call it from a module's compact method: it creates the Dense submodules `pre_logits`
     (when `representation_size`; logical axes embed -> mlp, lecun-normal init) and `head`
-    (when `num_classes`; float32, zero kernel init when `head_zeroinit`) in that module, as
-    big_vision names them. Sets out["pre_logits"] and out["logits"] (with a head). Returns
-    the logits (..., num_classes) float32, or the pre-logits without a head.
+    (when `num_classes`; float32, zero kernel init when `head_zeroinit`, every bias set to
+    `head_bias_init`) in that module, as big_vision names them. Sets out["pre_logits"] and
+    out["logits"] (with a head). Returns the logits (..., num_classes) float32, or the
+    pre-logits without a head.
     """
     if representation_size:
         x = nn.Dense(
@@ -41,7 +43,8 @@ def classifier_head(x: jax.Array, out: dict, *, num_classes: int | None,
         dtype=jnp.float32,
         param_dtype=param_dtype,
         kernel_init=nn.with_logical_partitioning(kernel_init, ("embed", "classes")),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("classes",)),
+        bias_init=nn.with_logical_partitioning(nn.initializers.constant(head_bias_init),
+                                               ("classes",)),
         name="head",
     )(x.astype(jnp.float32))
     return x

@@ -152,6 +152,8 @@ class TokenLearnerClassifier(nn.Module):
         or 'clip' (num_tokens for the whole clip; v1.1 only).
       dtype / param_dtype: compute and storage dtypes (names or jnp dtypes).
       head_zeroinit: zero-init the head kernel.
+      head_bias_init: initial value of every head bias (Scenic's `init_head_bias`; -10 keeps
+        a sigmoid loss small at the start).
       attention_implementation: passed to jax.nn.dot_product_attention.
     """
 
@@ -176,6 +178,7 @@ class TokenLearnerClassifier(nn.Module):
     dtype: Any = "float32"
     param_dtype: Any = "float32"
     head_zeroinit: bool = True
+    head_bias_init: float = 0.0
     attention_implementation: str | None = None
 
     @nn.compact
@@ -203,7 +206,8 @@ class TokenLearnerClassifier(nn.Module):
             attention_implementation=self.attention_implementation, name="Transformer",
         )(x, groups, group_grid, deterministic=not train)
         return classifier_head(jnp.mean(x, axis=1), {}, num_classes=self.num_classes,
-                               head_zeroinit=self.head_zeroinit, param_dtype=param_dtype)
+                               head_zeroinit=self.head_zeroinit,
+                               head_bias_init=self.head_bias_init, param_dtype=param_dtype)
 
     def _pixels(self, batch: dict[str, jax.Array]) -> jax.Array:
         key = "video" if "video" in batch else "image"
