@@ -15,9 +15,10 @@ recipe restated in the SigLIP 2 paper (arXiv 2502.14786, Sec. 2). The data is We
 `python -m tools.prepare_dataset image_text` into data_dir/webli_en (decoded, resized and
 tokenized by its preprocess string); zero-shot evaluation reads ImageNet from TFDS.
 
-Reference numbers: ImageNet zero-shot top-1 of the released checkpoints (big_vision's SigLIP
-demo colab table); parameter counts of the released checkpoints (B/16 224: 203M, L/16
-256: 652M, So400m/14 224: 877M, as the model cards of their Hugging Face ports give them).
+Reference numbers: ImageNet zero-shot top-1 of the released checkpoints and their parameter
+counts (B/16 224: 203M, L/16 256: 652M, So400m/14 224: 877M, as the model cards of their
+Hugging Face ports give them); neither is stated by big_vision's colab or READMEs, and both
+are unverified here (`reference.note`).
 The towers are not scanned (`scan=False`) so that XLA's cost analysis counts every layer
 for the GFLOPs; set `--config.model.image.scan=True --config.model.text.scan=True` to
 train with faster compiles.
@@ -36,6 +37,10 @@ _RELEASED = {
     "So400m/14": ("So400m", 224, 16, 1152, 877e6, 82.2),
 }
 VOCAB_SIZE = 32_000
+UNVERIFIED = ("big_vision's SigLIP_demo colab gives each released checkpoint's resolution, text "
+              "tower, text length and embedding width (checked); neither it nor big_vision's "
+              "READMEs state the zero-shot top-1 or the parameter counts quoted here, which "
+              "could not be checked against a reachable source.")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -72,6 +77,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.reference = ml_collections.ConfigDict({
         "source": "SigLIP (arXiv 2303.15343) released checkpoints, big_vision SigLIP colab",
+        "note": UNVERIFIED,
         "params": params,
         "zeroshot_top1": top1,
         "resolution": res,
