@@ -3,13 +3,14 @@ projects/*/configs/) runs end to end as tools.train runs it: 2 train steps with 
 checkpoint and resume in between, then one evaluation with the config's own evaluators, on
 a few examples in its dataset's real format (tests/paper_fixtures.py).
 
-Only the model (width 16, 1 layer (2 for TokenLearner), 2 heads), the frames / pixels per
-example (the numbers inside the size-taking preprocess ops; every op and its other arguments
-stay the config's) and the step counts / batch sizes are shrunk, through command-line style
-overrides. The datasets are written once per session; the selected configs then run in SHARDS driver
-processes at once (tests/paper_configs_driver.py: fast-compile XLA flags and a persistent
-compilation cache shared by the runs of one process), and each config's test reads its
-result. `-k` selects variants: only the selected ones run.
+Only the model (width 16, 1 layer (2 for TokenLearner), 2 heads), the frames / pixels /
+text tokens per example (the numbers inside the size-taking preprocess ops; every op and its
+other arguments stay the config's) and the step counts / batch sizes are shrunk, through
+command-line style overrides. The datasets are written once per session; the selected
+configs then run in SHARDS driver processes at once (tests/paper_configs_driver.py:
+fast-compile XLA flags and a persistent compilation cache shared by the runs of one
+process), and each config's test reads its result. `-k` selects variants: only the selected
+ones run.
 
 A new paper config file is picked up by itself. Its variants need a shrinking rule for
 their model name (`model_overrides`) and test data in their dataset's format: a prepared
@@ -37,6 +38,7 @@ PAPER_FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "projects", "*", "c
                      if not os.path.basename(p).startswith(("synthetic", "__")))
 WIDTH, MLP, HEADS = 16, 32, 2
 BATCH = 8  # One example per virtual device.
+TEXT_LENGTH = 8  # Tokens per caption / prompt.
 
 
 def _specs() -> list[str]:
@@ -66,9 +68,10 @@ def file_groups(specs: list[str], models: dict[str, str]) -> list[list[str]]:
 
 
 def shrink_preprocess(text: str, frames: int, size: int) -> str:
-    """Returns preprocess `text` with its frame counts set to `frames` and its pixel sizes
+    """Returns preprocess `text` with its frame counts set to `frames`, its pixel sizes
     scaled so that the crop / resize size is `size` (short-side resizes keep their ratio to
-    the crop); every op and its other arguments are kept."""
+    the crop) and its text length set to TEXT_LENGTH; every op and its other arguments are
+    kept."""
     crop = re.search(r"(?:random_crop|three_crop|center_crop|inception_crop|resize)\((\d+)",
                      text)
     scale = size / int(crop.group(1)) if crop else 1.0
@@ -81,6 +84,7 @@ def shrink_preprocess(text: str, frames: int, size: int) -> str:
         return f"{m.group(1)}({size if m.group(1) != 'resize_small' else round(value * scale)}"
 
     text = re.sub(r"(sample_frames|sample_clips)\((\d+)", frames_of, text)
+    text = re.sub(r"(tokenize\((?:[^)]*max_len=)?)\d+", rf"\g<1>{TEXT_LENGTH}", text)
     return re.sub(r"(random_crop|three_crop|center_crop|inception_crop|resize_small|resize)"
                   r"\((\d+)", sized, text)
 
@@ -138,6 +142,8 @@ def overrides_for(spec: str, data_dir: str, tfds_dir: str) -> list[str]:
         if key in ("video", "image"):
             dims = f"{frames},{size},{size},3" if key == "video" else f"{size},{size},3"
             out.append(f"model_input.{key}={spec_text.split('[')[0]}[{dims}]")
+        if key == "text":  # The zero-shot prompts (80 per class) take this length too.
+            out.append(f"model_input.text={spec_text.split('[')[0]}[{TEXT_LENGTH}]")
     if "zero_shot" in c.evaluators:  # 80k prompts: embedded in batches of 2048.
         out.append("evaluators.zero_shot.batch_size=2048")
     return out
@@ -202,6 +208,15 @@ def test_every_paper_config_is_covered():
     assert {"kinetics400_vivit.py", "kinetics600_mtv.py", "imagenet_token_learner.py",
             "webli_siglip.py", "imagetext_lit.py", "epic_kitchens_vivit.py"} <= names
     assert len(SPECS) >= 37
+
+
+def test_shrinking_keeps_every_op_and_argument_but_sizes():
+    text = ("decode_video|sample_frames(32, stride=2)|resize_small(256)|random_crop(224)|"
+            "tokenize(max_len=64, model='c4_en.model', eos='sticky')|tokenize(16, inkey='t')")
+    assert shrink_preprocess(text, 4, 32) == (
+        "decode_video|sample_frames(4, stride=2)|resize_small(37)|random_crop(32)|"
+        f"tokenize(max_len={TEXT_LENGTH}, model='c4_en.model', eos='sticky')|"
+        f"tokenize({TEXT_LENGTH}, inkey='t')")
 
 
 def test_file_groups_keep_variants_together_costliest_first():
