@@ -15,8 +15,9 @@ float, "cpu_seconds": float}} for the configs this process ran (wall and CPU tim
 XLA compiles here with the flags in FAST_COMPILE: the tiny programs compile about three
 times faster (backend optimisation level 0, XLA:CPU's loop emitters instead of its fusion
 emitters, no expensive LLVM passes) than they would run slower. Every compiled program goes
-to this process's persistent compilation cache CACHE_DIR, so that a resumed run loads the
-step it compiled at step 1 and variants whose shrunk programs coincide share them.
+to this process's persistent compilation cache CACHE_DIR, so that variants whose shrunk
+programs coincide share them; a resumed run reuses the train step its first run compiled
+(framework.train_state.reuse_compiled_steps: no trace, no compile).
 """
 
 import os
@@ -66,6 +67,9 @@ def main(plan_path: str, results_path: str, cache_dir: str) -> None:
 
     import jax
 
+    from framework import train_state
+
+    train_state.reuse_compiled_steps()  # The resumed run takes the step of its first run.
     with open(plan_path) as f:
         plan = json.load(f)
     jax.config.update("jax_compilation_cache_dir", cache_dir)
