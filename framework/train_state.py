@@ -9,8 +9,10 @@ in their shardings (the init is jitted with `out_shardings`): no host holds a fu
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
+import json
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -21,7 +23,7 @@ import optax
 from flax import linen as nn
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from framework import optim
+from framework import optim, registry
 from framework import sharding as sharding_lib
 from framework import step as step_lib
 from framework.data import pipeline
@@ -210,20 +212,56 @@ def train_step_fn(run: Any, tx: optax.GradientTransformation,
     return run.make_step(parts)
 
 
+# Compiled train steps kept for reuse in this process (None: off); see reuse_compiled_steps.
+_COMPILED_STEPS: collections.OrderedDict | None = None
+_KEPT_STEPS = 4
+
+
+def reuse_compiled_steps(enabled: bool = True) -> None:
+    """Turns on (or off, clearing it) the reuse of compiled train steps within this process:
+    compile_train_step then returns the step it compiled before for a run with the same
+    config, registered model / loss / train-step factories, mesh, and state and batch
+    shapes and shardings (a resumed run, repeated identical runs), skipping its trace and
+    compile. Off by default: code patched between two such runs (a test's monkeypatch)
+    would not reach the reused step."""
+    global _COMPILED_STEPS
+    _COMPILED_STEPS = collections.OrderedDict() if enabled else None
+
+
+def _step_key(run: Any, abstract_state: TrainState, example: dict) -> tuple:
+    config = run.config
+    text = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    pieces = (type(run.model), registry.LOSSES.get(config.loss.name),
+              getattr(run.make_step, "func", run.make_step))
+    leaves, tree = jax.tree.flatten((abstract_state, example))
+    shapes = tuple((x.shape, str(x.dtype), x.sharding) for x in leaves)
+    return text, pieces, run.mesh, str(tree), shapes
+
+
 def compile_train_step(run: Any, tx: optax.GradientTransformation,
                        schedule: Callable[[jax.Array], jax.Array],
                        abstract_state: TrainState, shardings: TrainState,
                        example: dict) -> Any:
     """Returns `run`'s train step (`train_step_fn`) jitted with the state sharded by
     `shardings`, the batch as `example`'s shardings and the state donated, compiled for
-    `abstract_state` and `example`; call it inside mesh_context(run) as
+    `abstract_state` and `example` (or, with reuse_compiled_steps on, the one compiled
+    earlier for the same run); call it inside mesh_context(run) as
     compiled(state, batch) -> (state, metrics)."""
-    return jax.jit(
+    key = _step_key(run, abstract_state, example) if _COMPILED_STEPS is not None else None
+    if key is not None and key in _COMPILED_STEPS:
+        _COMPILED_STEPS.move_to_end(key)
+        return _COMPILED_STEPS[key]
+    compiled = jax.jit(
         train_step_fn(run, tx, schedule),
         in_shardings=(shardings, {k: v.sharding for k, v in example.items()}),
         out_shardings=(shardings, None),
         donate_argnums=(0,),
     ).lower(abstract_state, example).compile()
+    if key is not None:
+        _COMPILED_STEPS[key] = compiled
+        while len(_COMPILED_STEPS) > _KEPT_STEPS:
+            _COMPILED_STEPS.popitem(last=False)
+    return compiled
 
 
 @contextlib.contextmanager

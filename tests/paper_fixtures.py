@@ -7,6 +7,13 @@
   SentencePiece model it trains.
 - ImageNet: a TFDS `imagenet2012` data directory (the real builder's features and version,
   a few JPEGs per split) written without TensorFlow.
+
+A new config whose data path is one of these names needs nothing here. For another prepared
+video or image-text set, add its name (and class count) to VIDEO_SETS or IMAGE_TEXT_SETS;
+for records with other fields, copy a set and add them as `_add_epic_labels` does; for
+another TFDS name, add a `write_<name>_tfds` like `write_imagenet_tfds` and call it from the
+`paper_runs` fixture in tests/test_paper_configs_run.py (configs read TFDS from
+`tfds_data_dir`, which the test points at the fixture's directory).
 """
 
 from __future__ import annotations

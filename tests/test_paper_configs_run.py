@@ -3,12 +3,19 @@ projects/*/configs/) runs end to end as tools.train runs it: 2 train steps with 
 checkpoint and resume in between, then one evaluation with the config's own evaluators, on
 a few examples in its dataset's real format (tests/paper_fixtures.py).
 
-Only the model (width 16, 1-2 layers, 2 heads), the frames / pixels per example (the numbers
-inside the size-taking preprocess ops; every op and its other arguments stay the config's)
-and the step counts / batch sizes are shrunk, through command-line style overrides. The
-datasets are written once per session; all configs then run in one subprocess
-(tests/paper_configs_driver.py, which says why it keeps no compilation cache), and each
-config's test reads its result.
+Only the model (width 16, 1 layer (2 for TokenLearner), 2 heads), the frames / pixels /
+text tokens per example (the numbers inside the size-taking preprocess ops; every op and its
+other arguments stay the config's) and the step counts / batch sizes are shrunk, through
+command-line style overrides. The datasets are written once per session; the selected
+configs then run in SHARDS driver processes at once (tests/paper_configs_driver.py:
+fast-compile XLA flags and a persistent compilation cache shared by the runs of one
+process), and each config's test reads its result. `-k` selects variants: only the selected
+ones run.
+
+A new paper config file is picked up by itself. Its variants need a shrinking rule for
+their model name (`model_overrides`) and test data in their dataset's format: a prepared
+set named like its config.data path (tests/paper_fixtures.py, VIDEO_SETS or
+IMAGE_TEXT_SETS) or a TFDS builder written by paper_fixtures.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ PAPER_FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "projects", "*", "c
                      if not os.path.basename(p).startswith(("synthetic", "__")))
 WIDTH, MLP, HEADS = 16, 32, 2
 BATCH = 8  # One example per virtual device.
+TEXT_LENGTH = 8  # Tokens per caption / prompt.
 
 
 def _specs() -> list[str]:
@@ -43,23 +51,27 @@ def _specs() -> list[str]:
 
 
 SPECS = _specs()
-# The default suite runs one variant of each model family, data format and evaluator (about
-# 4 minutes on 2 cores); TESSERA_PAPER_CONFIGS=all runs every variant of every paper config
-# file (about 20 more minutes there), as before a release.
-QUICK = ("projects/vivit/configs/kinetics400_vivit.py:B/16x2-FE",
-         "projects/vivit/configs/epic_kitchens_vivit.py:L/16x2-FE",
-         "projects/mtv/configs/kinetics400_mtv.py:B",
-         "projects/token_learner/configs/imagenet_token_learner.py:TL-B/16",
-         "projects/siglip/configs/webli_siglip.py:B/16",
-         "projects/lit/configs/imagetext_lit.py:L/16-L")
-RUN = SPECS if os.environ.get("TESSERA_PAPER_CONFIGS") == "all" else [
-    s for s in SPECS if s in QUICK]
+# SHARDS driver processes (the machine's cores) share the config files: each takes the next
+# file not taken yet and runs all its variants, which share compiled programs. The files
+# with the most expensive variants go first (COST: relative compile time of a model).
+SHARDS = 2
+COST = {"mtv.classifier": 4, "image_text.two_tower": 3}
+
+
+def file_groups(specs: list[str], models: dict[str, str]) -> list[list[str]]:
+    """Groups `specs` by config file, the groups ordered by their summed COST (of
+    models[spec], the model name; 1 when not in COST), largest first."""
+    files: dict[str, list[str]] = {}
+    for spec in specs:
+        files.setdefault(spec.split(":")[0], []).append(spec)
+    return sorted(files.values(), key=lambda g: -sum(COST.get(models[s], 1) for s in g))
 
 
 def shrink_preprocess(text: str, frames: int, size: int) -> str:
-    """Returns preprocess `text` with its frame counts set to `frames` and its pixel sizes
+    """Returns preprocess `text` with its frame counts set to `frames`, its pixel sizes
     scaled so that the crop / resize size is `size` (short-side resizes keep their ratio to
-    the crop); every op and its other arguments are kept."""
+    the crop) and its text length set to TEXT_LENGTH; every op and its other arguments are
+    kept."""
     crop = re.search(r"(?:random_crop|three_crop|center_crop|inception_crop|resize)\((\d+)",
                      text)
     scale = size / int(crop.group(1)) if crop else 1.0
@@ -72,6 +84,7 @@ def shrink_preprocess(text: str, frames: int, size: int) -> str:
         return f"{m.group(1)}({size if m.group(1) != 'resize_small' else round(value * scale)}"
 
     text = re.sub(r"(sample_frames|sample_clips)\((\d+)", frames_of, text)
+    text = re.sub(r"(tokenize\((?:[^)]*max_len=)?)\d+", rf"\g<1>{TEXT_LENGTH}", text)
     return re.sub(r"(random_crop|three_crop|center_crop|inception_crop|resize_small|resize)"
                   r"\((\d+)", sized, text)
 
@@ -97,9 +110,9 @@ def model_overrides(model) -> tuple[list[str], int, int]:
         frames = 2 * model.patch_size[0] if len(model.patch_size) == 3 else 0
         return out, frames, 2 * p
     if name == "mtv.classifier":
-        views = tuple(dict(view, hidden_size=WIDTH + 8 * i, depth=2, mlp_dim=2 * (WIDTH + 8 * i),
+        views = tuple(dict(view, hidden_size=WIDTH + 8 * i, depth=1, mlp_dim=2 * (WIDTH + 8 * i),
                            num_heads=HEADS) for i, view in enumerate(model.views))
-        out = [f"model.views={views!r}", "model.fusion_layers=(0, 1)"]
+        out = [f"model.views={views!r}", "model.fusion_layers=(0,)"]
         out += [f"model.global_encoder.{k}={v}" for k, v in
                 dict(depth=1, mlp_dim=MLP, num_heads=HEADS, hidden_size=WIDTH).items()]
         frames = max(v["tubelet"][0] for v in model.views)
@@ -129,42 +142,64 @@ def overrides_for(spec: str, data_dir: str, tfds_dir: str) -> list[str]:
         if key in ("video", "image"):
             dims = f"{frames},{size},{size},3" if key == "video" else f"{size},{size},3"
             out.append(f"model_input.{key}={spec_text.split('[')[0]}[{dims}]")
+        if key == "text":  # The zero-shot prompts (80 per class) take this length too.
+            out.append(f"model_input.text={spec_text.split('[')[0]}[{TEXT_LENGTH}]")
     if "zero_shot" in c.evaluators:  # 80k prompts: embedded in batches of 2048.
         out.append("evaluators.zero_shot.batch_size=2048")
     return out
 
 
+def _selected_specs(session) -> list[str]:
+    """The specs of this session's selected variant tests (all of them without -k)."""
+    return [item.callspec.params["spec"] for item in session.items
+            if item.originalname == "test_paper_config_trains_resumes_and_evaluates"]
+
+
 @pytest.fixture(scope="session")
-def paper_runs(tmp_path_factory) -> dict:
-    """Writes every real-format test set once, then runs every paper config in one
-    subprocess (tests/paper_configs_driver.py); returns its results by spec."""
+def paper_runs(request, tmp_path_factory) -> dict:
+    """Writes every real-format test set once, then runs the selected paper configs in
+    SHARDS driver processes at once (tests/paper_configs_driver.py); returns their results
+    by spec."""
     root = tmp_path_factory.mktemp("paper_data")
     paper_fixtures.write_video_sets(str(root))
     sentencepiece = paper_fixtures.write_image_text_sets(str(root))
     tfds_dir = str(root / "tfds")
     paper_fixtures.write_imagenet_tfds(tfds_dir, str(tmp_path_factory.mktemp("imagenet")))
     cwd = tmp_path_factory.mktemp("cwd")
-    runs = []
-    for spec in RUN:
-        config = cli.load_config(os.path.join(ROOT, spec))
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                                if "device_count" not in f)
+    specs = _selected_specs(request.session)
+    configs = {spec: cli.load_config(os.path.join(ROOT, spec)) for spec in specs}
+    for config in configs.values():
         for evaluator in config.evaluators.values():
             link = cwd / evaluator.get("tokenizer", "bytes")
             if evaluator.get("tokenizer", "bytes") != "bytes" and not link.exists():
                 os.symlink(sentencepiece, link)
-        runs.append({"spec": spec, "overrides": overrides_for(spec, str(root), tfds_dir)})
+    groups = file_groups(specs, {spec: c.model.name for spec, c in configs.items()})
     work = tmp_path_factory.mktemp("runs")
-    plan, results = work / "plan.json", work / "results.json"
-    plan.write_text(json.dumps({"workdir": str(work), "cwd": str(cwd), "runs": runs}))
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
-                                if "device_count" not in f)
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "paper_configs_driver.py"),
-                           str(plan), str(results)], env=env, capture_output=True, text=True,
-                          timeout=1800)
-    done = json.loads(results.read_text()) if results.exists() else {}
-    if proc.returncode != 0:  # A crash: the configs it did not reach say so, with its end.
-        tail = "\n".join(proc.stderr.splitlines()[-15:])
-        done["_crash"] = f"the driver exited with status {proc.returncode}:\n{tail}"
+    plan = work / "plan.json"
+    plan.write_text(json.dumps({"workdir": str(work), "cwd": str(cwd), "groups": [
+        [{"spec": spec, "overrides": overrides_for(spec, str(root), tfds_dir)}
+         for spec in group] for group in groups]}))
+    driver = os.path.join(ROOT, "tests", "paper_configs_driver.py")
+    procs = []
+    for index in range(min(SHARDS, len(groups))):
+        with open(work / f"driver{index}.log", "w") as log:  # The child keeps its own handle.
+            procs.append((index, subprocess.Popen(
+                [sys.executable, driver, str(plan), str(work / f"results{index}.json"),
+                 str(work / f"jax_cache{index}")],
+                env=env, stdout=log, stderr=subprocess.STDOUT)))
+    done = {}
+    for index, proc in procs:
+        proc.wait(timeout=1800)
+        results = work / f"results{index}.json"
+        if results.exists():
+            done.update(json.loads(results.read_text()))
+        if proc.returncode != 0:  # A crash: the configs it did not reach say so, with its end.
+            tail = "\n".join((work / f"driver{index}.log").read_text().splitlines()[-15:])
+            done["_crash"] = (done.get("_crash", "") +
+                              f"driver {index} exited with status {proc.returncode}:\n{tail}\n")
     return done
 
 
@@ -175,11 +210,24 @@ def test_every_paper_config_is_covered():
     assert len(SPECS) >= 37
 
 
-def test_the_quick_set_names_shipped_variants():
-    assert set(QUICK) <= set(SPECS)
+def test_shrinking_keeps_every_op_and_argument_but_sizes():
+    text = ("decode_video|sample_frames(32, stride=2)|resize_small(256)|random_crop(224)|"
+            "tokenize(max_len=64, model='c4_en.model', eos='sticky')|tokenize(16, inkey='t')")
+    assert shrink_preprocess(text, 4, 32) == (
+        "decode_video|sample_frames(4, stride=2)|resize_small(37)|random_crop(32)|"
+        f"tokenize(max_len={TEXT_LENGTH}, model='c4_en.model', eos='sticky')|"
+        f"tokenize({TEXT_LENGTH}, inkey='t')")
 
 
-@pytest.mark.parametrize("spec", RUN)
+def test_file_groups_keep_variants_together_costliest_first():
+    specs = ["a.py:1", "a.py:2", "b.py:1", "c.py:1", "c.py:2", "c.py:3"]
+    models = {"a.py:1": "mtv.classifier", "a.py:2": "mtv.classifier"}
+    assert file_groups(specs, models | {"b.py:1": "x", "c.py:1": "x", "c.py:2": "x",
+                                        "c.py:3": "x"}) == [
+        ["a.py:1", "a.py:2"], ["c.py:1", "c.py:2", "c.py:3"], ["b.py:1"]]
+
+
+@pytest.mark.parametrize("spec", SPECS)
 def test_paper_config_trains_resumes_and_evaluates(spec, paper_runs):
     result = paper_runs.get(spec)
     assert result is not None, f"{spec}: not run. {paper_runs.get('_crash', '')}"

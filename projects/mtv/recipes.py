@@ -54,6 +54,12 @@ REFERENCE = {
     "B": dict(params=310_000_000, gflops=4790 / 12),
     "L": dict(params=876_000_000, gflops=18050 / 12),
 }
+# What of `reference` could be checked: only the top-1 values that Scenic's MTV model zoo
+# (projects/mtv/README.md) lists.
+UNVERIFIED = ("Checked: the top-1 of Scenic's MTV model zoo (K400 MTV-B 81.8, K600 83.8 / 84.4, "
+              "K700 73.5 / 75.2, MiT MTV-L 42.5, EK-100 MTV-B action 46.7). Not checked (the "
+              "paper's text was not reachable here): the paper's table number, params, TFLOPs, "
+              "top-5 and MTV-L Kinetics-400 values.")
 # Train-split sizes (videos) used to turn epochs into steps: Scenic's / the datasets' counts;
 # set them to your prepared split's size.
 # Scenic's MTV configs leave the Kinetics sizes to the user; K400 / K600 are the counts of
@@ -123,7 +129,7 @@ def paper_config(dataset: str, size: str, num_classes: int, reference: dict, *,
     c.model_input = ml_collections.ConfigDict({"video": f"float32[{num_frames},224,224,3]"})
     costs = REFERENCE[size] if paper_gflops else {"params": REFERENCE[size]["params"]}
     c.reference = ml_collections.ConfigDict(dict(
-        source=f"{SOURCE}; {source_note}", **costs, **reference))
+        source=f"{SOURCE}; {source_note}", **costs, **reference, note=UNVERIFIED))
     return c
 
 

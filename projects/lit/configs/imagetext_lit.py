@@ -26,7 +26,8 @@ transformer does not map (their `img/` towers load).
 References: ImageNet zero-shot top-1 of big_vision's public LiT models (README_lit: mixed
 B16B_2 73.9, mixed L16L 75.7, trained on CC12M + YFCC100M), which belong to BERT-initialised
 text towers (`reference.text_init`), not to this config's from-scratch text tower; and the
-paper's ViT-g/14 LiT (85.2, abstract; trained on the paper's 4B-pair dataset).
+paper's ViT-g/14 LiT (85.2 in the abstract of arXiv v3; the CVPR 2022 version and arXiv v1
+state 84.5 for it).
 """
 
 import ml_collections
@@ -42,7 +43,8 @@ VOCAB_SIZE = 32_000
 _MODELS = {
     "B/16-B": (768, 73.9, "big_vision README_lit, mixed_B16B_2", "BERT-Base"),
     "L/16-L": (1024, 75.7, "big_vision README_lit, mixed_L16L", "BERT-Large"),
-    "g/14-L": (1408, 85.2, "LiT paper abstract (ViT-g/14, 4B pairs)", "paper's text tower"),
+    "g/14-L": (1408, 85.2, "LiT arXiv 2111.07991v3 abstract, ViT-g/14 (CVPR 2022 / v1: 84.5)",
+               "paper's text tower"),
 }
 # lit_coco.py's train augmentation after the resize.
 TRAIN_AUGMENT = "flip_lr|randaugment(2, 10)"

@@ -25,8 +25,8 @@ tokenized by its preprocess string); zero-shot evaluation reads ImageNet from TF
 Reference numbers: `params` is the parameter count of big_vision's own two-tower model
 (`big_vision.models.proj.image_text.two_towers.Model`, big_vision commit 0127fb6) built with
 the colab's settings for that checkpoint and counted with jax.eval_shape. ImageNet
-zero-shot top-1 is given for B/16, L/16 and So400m/14 only (see the README on its source);
-none is quoted for the other resolutions. No GFLOPs are published for these models.
+zero-shot top-1 is given for B/16, L/16 and So400m/14 only, and is unverified here
+(`reference.note`); none is quoted for the other resolutions. No GFLOPs are published.
 The towers are not scanned (`scan=False`) so that XLA's cost analysis counts every layer
 for the GFLOPs; set `--config.model.image.scan=True --config.model.text.scan=True` to
 train with faster compiles.
@@ -52,6 +52,11 @@ _RELEASED = {
     "So400m/14@384": ("So400m", 384, 64, 1152, 877_960_498, None),
 }
 VOCAB_SIZE = 32_000
+UNVERIFIED = ("big_vision's SigLIP_demo colab gives each released checkpoint's resolution, text "
+              "tower, text length and embedding width (checked; params counted on big_vision's "
+              "model built with them); neither it nor big_vision's READMEs state the zero-shot "
+              "top-1 quoted for B/16, L/16 and So400m/14, which could not be checked against a "
+              "reachable source.")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -89,6 +94,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.reference = ml_collections.ConfigDict({
         "source": "SigLIP (arXiv 2303.15343) released checkpoints, big_vision SigLIP colab",
+        "note": UNVERIFIED,
         "params": params,
         "params_source": "big_vision two_towers.Model with the colab's settings, eval_shape",
         "resolution": res,

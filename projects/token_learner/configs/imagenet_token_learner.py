@@ -1,6 +1,7 @@
-"""ImageNet-1k fine-tuning of ViTs with a TokenLearner: the settings of Table 1 of
+"""ImageNet-1k fine-tuning of ViTs with a TokenLearner: the ImageNet settings of
 "TokenLearner: What Can 8 Learned Tokens Do for Images and Videos?" (Ryoo et al., arXiv
-2106.11297; JFT-300M pre-training, ImageNet fine-tuning at 384, B/16; L/16 at 512).
+2106.11297; JFT-300M pre-training, ImageNet fine-tuning at 384, B/16; L/16 at 512). The
+table's number and values are unverified here (`reference.note`).
 
 Variants (VARIANTS), each with the paper's GFLOPs and ImageNet top-1 in config.reference:
   ViT-B/16       the plain ViT-B/16 baseline (no TokenLearner).
@@ -26,7 +27,11 @@ from projects.token_learner import recipes
 VARIANTS = ("ViT-B/16", "TL-B/16", "TL-B/16-21", "16TL-B/16-21", "ViT-L/16", "16TL-L/16",
             "TL-B/16_v1.1")
 
-SOURCE = "TokenLearner (Ryoo et al. 2021), Table 1: ImageNet fine-tuning, JFT pre-training"
+SOURCE = ("TokenLearner (Ryoo et al., arXiv 2106.11297; not in the NeurIPS 2021 version), "
+          "ImageNet fine-tuning after JFT pre-training")
+UNVERIFIED = ("The table number and these values could not be checked here: no text of the "
+              "arXiv version's ImageNet table was reachable (the NeurIPS 2021 paper, "
+              "'Adaptive Space-Time Tokenization for Videos', has no image experiments).")
 # variant: (size, resolution, depth, tokenlearner_loc, num_tokens, paper GFLOPs, top-1)
 SETTINGS = {
     "ViT-B/16": ("B", 384, 12, None, 8, 55.6, 84.73),
@@ -65,5 +70,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.model_input = ml_collections.ConfigDict({"image": f"float32[{resolution},{resolution},3]"})
     c.reference = ml_collections.ConfigDict(dict(
-        source=f"{SOURCE}, row '{arg}' ({resolution}x{resolution})", gflops=gflops, top1=top1))
+        source=f"{SOURCE}, row '{arg}' ({resolution}x{resolution})", gflops=gflops, top1=top1,
+        note=UNVERIFIED))
     return c

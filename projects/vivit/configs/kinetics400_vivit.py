@@ -2,17 +2,18 @@
 
 Source: "ViViT: A Video Vision Transformer" (Arnab et al., ICCV 2021), Table 2 (the model
 variants with ViViT-B, 16x2 tubelets, 32 frames: params, GFLOPs per view, K400 top-1) and
-Table 6a (state of the art: ViViT-L/16x2, 4x3 views, 17.35 TFLOPs in all = 1446 GFLOPs per
-view); hyperparameters of Scenic's projects/vivit/configs/kinetics400 (32 frames stride 2,
-crop 224, colour augmentation, SGD momentum, lr 0.1 (0.05 for ViViT-B FE), 30 epochs, batch
-64, 4x3 test views of the short side resized to 256).
+Table 4 of the ICCV version (Table 5 of arXiv v2: spatial resolution; ViViT-L/16x2 with
+spatio-temporal attention at crop 224: 80.3 top-1, 1446 GFLOPs per view); hyperparameters
+of Scenic's projects/vivit/configs/kinetics400 (32 frames stride 2, crop 224, colour
+augmentation, SGD momentum, lr 0.1 (0.05 for ViViT-B FE), 30 epochs, batch 64, 4x3 test
+views of the short side resized to 256).
 
 Variants (VARIANTS): "B/16x2" (model 1, spatio-temporal), "B/16x2-FE" (model 2, factorised
 encoder, 4 temporal layers), "B/16x2-FSA" (model 3), "B/16x2-FDP" (model 4),
 "B/16x2-FE-avgpool" (model 2 with the temporal encoder replaced by average pooling),
 "L/16x2" (model 1), "L/16x2-FE" (model 2 with a 24-layer temporal encoder, as Scenic's
 config), "L/16x2-FE-128f" (that model on 128-frame clips, one temporal view x 3 crops: the
-ViViT-L/16x2 FE row of Table 6a in the ICCV / arXiv v2 text, 81.7 top-1 at 11.94 TFLOPs for
+ViViT-L/16x2 FE row of ICCV Table 5a (arXiv v2 Table 6a), 81.7 top-1 at 11.94 TFLOPs for
 1x3 views = 3980 GFLOPs per view; Sec. 4.2: "The 128-frame model requires 3980.4 GFLOPs but
 only a single view"; its 1x1-view row, 80.6 top-1 at 3.98 TFLOPs, is the same model on the
 centre crop). The paper gives no parameter count for ViViT-L and no GFLOPs for the Scenic
@@ -47,14 +48,14 @@ SETTINGS = {
                           dict(source=TABLE2 + ", average-pool baseline", params=86_700_000,
                                gflops=283.9, top1=75.8)),
     "L/16x2": ("L", "ST", 4, 0.1,
-               dict(source=f"{recipes.PAPER}, Table 6a (17.35 TFLOPs / 12 views)",
-                    gflops=1445.8, top1=80.6, top5=94.7, views="4x3")),
+               dict(source=f"{recipes.PAPER}, ICCV Table 4 / arXiv v2 Table 5 (crop 224)",
+                    gflops=1446.0, top1=80.3)),
     "L/16x2-FE": ("L", "FE", 24, 0.1,
                   dict(source="Scenic ViViT model zoo (README), ViViT-L/16x2 FE; GFLOPs: "
                        f"{recipes.PAPER}, Sec. 4.2 (995.3 per 32-frame view)",
                        gflops=995.3, top1=80.3, views="4x3")),
     "L/16x2-FE-128f": ("L", "FE", 24, 0.1,
-                       dict(source=f"{recipes.PAPER}, Table 6a of the ICCV / arXiv v2 text "
+                       dict(source=f"{recipes.PAPER}, ICCV Table 5a / arXiv v2 Table 6a "
                             "(ViViT-L/16x2 FE, 128 frames, 11.94 TFLOPs / 3 views)",
                             gflops=3980.4, top1=81.7, top5=93.8, views="1x3",
                             top1_1x1=80.6, top5_1x1=92.7)),
