@@ -1,8 +1,9 @@
 """Tiny datasets in the paper configs' real formats, for tests/test_paper_configs_run.py.
 
-- Video sets (Kinetics, Moments in Time, SSv2, Epic-Kitchens): `tools.prepare_dataset
-  videos` output from small real MP4s, one directory per name the configs use (Epic-Kitchens
-  records also carry `verb_label` / `noun_label`, the fields its config reads).
+- Video sets (Kinetics, Moments in Time, SSv2): `tools.prepare_dataset videos` output from
+  small real MP4s, one directory per name the configs use. Epic-Kitchens: `tools.prepare_dataset
+  videos` on an annotation CSV in the released format (tests/paper_fixtures_epic.py), records
+  with `verb_label` / `noun_label`.
 - Image-text pairs: `tools.prepare_dataset image_text` output from JPEGs and a CSV, with the
   SentencePiece model it trains.
 - ImageNet: a TFDS `imagenet2012` data directory (the real builder's features and version,
@@ -10,7 +11,8 @@
 
 A new config whose data path is one of these names needs nothing here. For another prepared
 video or image-text set, add its name (and class count) to VIDEO_SETS or IMAGE_TEXT_SETS;
-for records with other fields, copy a set and add them as `_add_epic_labels` does; for
+for a set in another released format, write its sources and prepare them as
+tests/paper_fixtures_epic.py does; for
 another TFDS name, add a `write_<name>_tfds` like `write_imagenet_tfds` and call it from the
 `paper_runs` fixture in tests/test_paper_configs_run.py (configs read TFDS from
 `tfds_data_dir`, which the test points at the fixture's directory).
@@ -25,8 +27,9 @@ import os
 import shutil
 
 import numpy as np
+import paper_fixtures_epic
 
-from framework.data import prepared, records
+from framework.data import prepared
 from framework.data import synthetic_media as media
 from tools import prepare_dataset
 
@@ -61,7 +64,7 @@ def write_video_sets(root: str) -> None:
     for name, num_classes in VIDEO_SETS.items():
         shutil.copytree(first, os.path.join(root, name))
         _set_class_count(os.path.join(root, name), num_classes)
-    _add_epic_labels(first, os.path.join(root, EPIC))
+    paper_fixtures_epic.write_epic_kitchens(root, EPIC)
 
 
 def _set_class_count(directory: str, num_classes: int) -> None:
@@ -74,32 +77,6 @@ def _set_class_count(directory: str, num_classes: int) -> None:
     info["class_names"] = names + [f"class_{i}" for i in range(len(names), num_classes)]
     for split in info["splits"].values():
         split["class_counts"] += [0] * (num_classes - len(split["class_counts"]))
-    with open(info_path, "w") as f:
-        json.dump(info, f)
-
-
-def _add_epic_labels(source: str, out: str) -> None:
-    """Copies the prepared video set `source` to `out`, each record with int32 verb_label
-    and noun_label (derived from its label) added, and the sidecar's features updated."""
-    from array_record.python import array_record_module as ar
-
-    shutil.copytree(source, out)
-    for path in glob.glob(os.path.join(out, "*.array_record-*")):
-        reader = ar.ArrayRecordReader(path)
-        examples = [records.decode_example(r) for r in reader.read_all()]
-        reader.close()
-        writer = ar.ArrayRecordWriter(path, "group_size:1")
-        for example in examples:
-            label = int(example["label"])
-            example["verb_label"] = np.int32(label)
-            example["noun_label"] = np.int32(2 * label + 1)
-            writer.write(records.encode_example(example))
-        writer.close()
-    info_path = os.path.join(out, prepared.INFO_FILE)
-    with open(info_path) as f:
-        info = json.load(f)
-    for key in ("verb_label", "noun_label"):
-        info["features"][key] = {"dtype": "int32", "shape": []}
     with open(info_path, "w") as f:
         json.dump(info, f)
 
