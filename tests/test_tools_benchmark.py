@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from framework import hardware
+from framework import hardware, profiling
 from framework.registry import ConfigError
 from tools import benchmark, model_table
 
@@ -40,6 +40,8 @@ def test_benchmark_end_to_end(tmp_path, capsys, compare):
         pytest.skip("torch + timm (optional extra 'compare') not importable")
     argv = ["--config", TINY, f"--config.data.data_dir={tmp_path / 'data'}", "--steps", "2",
             "--warmup", "1", "--input_batches", "2", "--json", "--out_dir", str(tmp_path)]
+    if not compare:  # Keep the optimised HLO and a trace of the last two steps.
+        argv += ["--workdir", str(tmp_path / "wd"), "--profile_steps", "2:3"]
     assert benchmark.main(argv + (["--compare"] if compare else [])) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["step_time_s"] > 0 and len(result["step_times_s"]) == 2
@@ -56,10 +58,18 @@ def test_benchmark_end_to_end(tmp_path, capsys, compare):
     assert saved["step_time_s"] == result["step_time_s"]
     markdown = (tmp_path / "synthetic_shapes_vit_test-cpu.md").read_text()
     assert "| step ms |" in markdown and f"`{TINY}`" in markdown
+    if not compare:
+        assert "ENTRY" in (tmp_path / "wd" / "train_step.hlo.txt").read_text()
+        traces = profiling.trace_files(str(tmp_path / "wd" / "profile"))
+        assert any(t.endswith(".xplane.pb") for t in traces), traces
     if compare:
-        # The timm twin mirrors the model exactly: same parameter count, a finite loss.
-        assert result["timm"]["params"] == result["params"]
-        assert result["speedup_vs_timm"] > 0 and result["timm"]["final_loss"] > 0
+        # The timm twin mirrors the model exactly: same parameter count, a finite loss; it
+        # ran in its own process (its peak memory is that process's).
+        peer = result["peer"]
+        assert peer["library"] == "timm" and peer["params"] == result["params"]
+        assert result["speedup_vs_peer"] > 0 and peer["final_loss"] > 0
+        assert peer["peak_memory_bytes"] > 1e6
+        assert "| train step ms (median) |" in markdown
 
 
 def test_benchmark_bad_input(tmp_path):
@@ -68,6 +78,13 @@ def test_benchmark_bad_input(tmp_path):
                         "--out_dir", str(tmp_path)])
     with pytest.raises(SystemExit):
         benchmark.main(["--config", TINY, "--steps", "0"])
+    with pytest.raises(SystemExit):  # A trace needs a workdir to go to.
+        benchmark.main(["--config", TINY, "--profile_steps", "1:2"])
+    with pytest.raises(ConfigError, match="only 3 steps"):
+        benchmark.main(["--config", TINY, "--steps", "2", "--warmup", "1", "--workdir",
+                        str(tmp_path / "wd"), "--profile_steps", "2:4"])
+    with pytest.raises(ConfigError, match="A:B with 1 <= A <= B"):
+        profiling.parse_steps("4:2")
     assert not list(tmp_path.iterdir())
 
 
