@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -174,3 +176,14 @@ def test_step_flops_count_scanned_layers_and_accumulation(tmp_path):
         train_step = state_lib.train_step_fn(run, spec.tx, spec.schedule)
         lowered = jax.jit(train_step).lower(spec.abstract_state, spec.example)
     assert flops_lib.compiled_flops(lowered) < 0.9 * plain
+
+
+def test_gpu_script_refuses_without_a_gpu():
+    """benchmarks/gpu.sh on a machine without a GPU: one Error: line, exit 2, nothing run."""
+    out = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu.sh")],
+                         env={**os.environ, "PYTHON": sys.executable}, capture_output=True,
+                         text=True, timeout=300)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2 and not out.stdout, out.stderr
+    assert len(lines) == 1 and lines[0].startswith("Error: benchmarks/gpu.sh needs an NVIDIA GPU")
+    assert not os.path.exists(os.path.join(ROOT, "benchmarks", "gpu.json"))
