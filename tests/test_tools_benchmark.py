@@ -187,3 +187,25 @@ def test_gpu_script_refuses_without_a_gpu():
     assert out.returncode == 2 and not out.stdout, out.stderr
     assert len(lines) == 1 and lines[0].startswith("Error: benchmarks/gpu.sh needs an NVIDIA GPU")
     assert not os.path.exists(os.path.join(ROOT, "benchmarks", "gpu.json"))
+
+
+@pytest.mark.parametrize("spec,library", [
+    ("projects/siglip/configs/synthetic_siglip.py:test", "open_clip"),
+    ("projects/vivit/configs/synthetic_motion_vivit.py:tiny-ST", "transformers"),
+])
+def test_open_clip_and_transformers_twins(tmp_path, capsys, spec, library):
+    """The SigLIP and ViViT twins mirror the model (same parameter count) and train; the
+    forward pass is timed on both sides. Needs the optional extra 'compare'."""
+    pytest.importorskip("torch")
+    pytest.importorskip(library)
+    overrides = ["--config.batch_size=8", f"--config.data.data_dir={tmp_path / 'data'}"]
+    assert benchmark.main(["--config", spec, "--steps", "1", "--warmup", "1", "--compare",
+                           "--forward", "--input_batches", "0", "--json", "--out_dir", "",
+                           *overrides]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    peer = result["peer"]
+    assert peer["library"] == library and peer["final_loss"] > 0
+    assert result["forward_speedup_vs_peer"] > 0 and peer["peak_memory_bytes"] > 1e6
+    # transformers' ViViT has a position embedding for its class token too (+ width).
+    extra = 32 if library == "transformers" else 0
+    assert peer["params"] == result["params"] + extra
