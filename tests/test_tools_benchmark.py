@@ -55,6 +55,7 @@ def test_benchmark_end_to_end(tmp_path, capsys, compare):
     assert 0 < result["mfu"] < 1
     assert result["device"].startswith("cpu") and result["compile_time_s"] > 0
     assert result["peak_memory_bytes"] > 1e6 and result["input_examples_per_sec"] > 0
+    assert 0 < result["step_memory_bytes"] < result["peak_memory_bytes"]
     saved = json.loads((tmp_path / "synthetic_shapes_vit_test-cpu.json").read_text())
     assert saved["command"].startswith("python -m tools.benchmark --config " + TINY)
     assert saved["step_time_s"] == result["step_time_s"]

@@ -133,7 +133,23 @@ def prepare_train_step(config: Any, hlo_path: str = "",
         "params": flops_lib.count_params(spec.abstract_state.params),
         "num_devices": num_devices,
         "batch_size": int(config.batch_size),
+        "step_memory_bytes": step_memory_bytes(compiled),
     }, spec.local_batch
+
+
+def step_memory_bytes(compiled: Any) -> int | None:
+    """Returns XLA's account of the memory one run of `compiled` needs on a device: its
+    arguments and outputs (the donated ones counted once) plus its temporary buffers; None
+    when the backend gives no analysis. Unlike a process's peak RSS it leaves out the
+    runtime and the compiler."""
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # noqa: BLE001  (not every backend implements it)
+        return None
+    if m is None:
+        return None
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
+               + m.temp_size_in_bytes)
 
 
 def train_step_flops(run: Any, example: dict, compiled: Any) -> float | None:
@@ -217,7 +233,10 @@ def benchmark(config: Any, steps: int = 10, warmup: int = 2, input_batches: int 
     Keys: step_time_s (median), step_time_best_s, step_times_s, examples_per_sec,
     flops_per_step, flops_per_sec, mfu, mfu_best_step (from the fastest step), peak_flops,
     peak_flops_source, device, compile_time_s, peak_memory_bytes, peak_memory_source,
-    input_examples_per_sec, params, batch_size, num_devices, load_average_1min (before,
+    peak_memory_before_steps_bytes (the peak after setup and compiling, before the first
+    step), step_memory_bytes (XLA's memory analysis of the compiled step: state, batch,
+    outputs and temporaries), input_examples_per_sec, params, batch_size, num_devices,
+    load_average_1min (before,
     after: other processes sharing the machine). With `forward`, also forward_time_s (the
     median evaluation forward pass). With `compare`, "peer": the PyTorch twin's numbers
     (tools.twin: library, params, versions, step_time_s, ..., its process's
@@ -243,6 +262,8 @@ def benchmark(config: Any, steps: int = 10, warmup: int = 2, input_batches: int 
 
         peer = twin.TwinProcess(config, local_batch)
         runners[peer.library] = lambda: peer.step("train")
+    # The peak before any step: the runtime, the data, the state and the compiler's.
+    setup_peak = hardware.peak_memory_bytes(jax.devices()[0])[0]
     try:
         timed = time_steps(runners, steps, warmup)
         if forward:
@@ -274,6 +295,7 @@ def benchmark(config: Any, steps: int = 10, warmup: int = 2, input_batches: int 
     if forward:
         result["forward_time_s"] = forward_timed["tessera"]["step_time_s"]
     result["peak_memory_bytes"], result["peak_memory_source"] = hardware.peak_memory_bytes(device)
+    result["peak_memory_before_steps_bytes"] = setup_peak
     rate = input_pipeline_rate(config, input_batches)
     result["input_examples_per_sec"] = None if rate is None else rate["examples_per_sec"]
     if peer:
@@ -325,6 +347,13 @@ def comparison_table(result: dict) -> str:
     ours_mem, their_mem = result["peak_memory_bytes"], peer["peak_memory_bytes"]
     rows.append(f"| peak memory GiB (own process's peak RSS) | {ours_mem / 2**30:.2f} | "
                 f"{their_mem / 2**30:.2f} | {their_mem / ours_mem:.2f}x less |")
+    if peer.get("peak_memory_before_steps_bytes"):
+        rows.append(f"| peak memory GiB before the first step (setup, compile) | "
+                    f"{result['peak_memory_before_steps_bytes'] / 2**30:.2f} | "
+                    f"{peer['peak_memory_before_steps_bytes'] / 2**30:.2f} | |")
+    if result.get("step_memory_bytes"):
+        rows.append(f"| our step's own memory GiB (XLA memory analysis) | "
+                    f"{result['step_memory_bytes'] / 2**30:.2f} | | |")
     rows.append(f"| params | {result['params']:,} | {peer['params']:,} | |")
     return "\n".join(rows)
 

@@ -161,6 +161,7 @@ def serve() -> None:
     with np.load(setup["batch"]) as f:
         batch = {k: f[k] for k in f.files}
     runners, info = module.prepare(config, batch)
+    info["peak_memory_before_steps_bytes"] = peak_rss_bytes()
     out.write(json.dumps(info) + "\n")
     out.flush()
     for line in sys.stdin:
