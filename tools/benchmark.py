@@ -346,7 +346,7 @@ def comparison_table(result: dict) -> str:
                     f"{result['forward_speedup_vs_peer']:.2f}x speed |")
     ours_mem, their_mem = result["peak_memory_bytes"], peer["peak_memory_bytes"]
     rows.append(f"| peak memory GiB (own process's peak RSS) | {ours_mem / 2**30:.2f} | "
-                f"{their_mem / 2**30:.2f} | {their_mem / ours_mem:.2f}x less |")
+                f"{their_mem / 2**30:.2f} | {name} / Tessera = {their_mem / ours_mem:.2f} |")
     if peer.get("peak_memory_before_steps_bytes"):
         rows.append(f"| peak memory GiB before the first step (setup, compile) | "
                     f"{result['peak_memory_before_steps_bytes'] / 2**30:.2f} | "
