@@ -23,7 +23,7 @@ import framework.losses  # noqa: F401  (registers the built-in losses)
 import framework.models  # noqa: F401  (registers the built-in models)
 from framework import checkpoint as checkpoint_lib
 from framework import config as config_lib
-from framework import console, guards, optim, preemption, registry, workdir_lock
+from framework import console, guards, optim, preemption, profiling, registry, workdir_lock
 from framework import flops as flops_lib
 from framework import metrics as metrics_lib
 from framework import sharding as sharding_lib
@@ -183,7 +183,8 @@ class Result:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        stop_at_step: int | None = None,
-                       on_config_change: str = "warn") -> Result:
+                       on_config_change: str = "warn",
+                       profile_steps: tuple[int, int] | None = None) -> Result:
     """Trains `config` (as config.load_config returns it: validated) in `workdir`, resuming
     from its latest checkpoint if there is one.
 
@@ -191,7 +192,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     continues later from there); the schedule still spans `config.total_steps`. SIGTERM (or
     JAX's preemption notice) checkpoints after the current step and returns with
     `preempted=True`. `on_config_change` ("warn" or "refuse") says what to do when the
-    workdir holds a different config.json (see `check_config_change`). Raises
+    workdir holds a different config.json (see `check_config_change`). `profile_steps`
+    (first, last) writes a jax.profiler trace of those steps to WORKDIR/profile
+    (framework.profiling.StepProfiler). Raises
     workdir_lock.WorkdirInUseError when another run holds the workdir,
     checkpoint.WorkdirWriteError when a write to the workdir fails (a full disk), and
     guards.NonFiniteError when a loss or gradient is NaN/Inf and config.on_nonfinite="stop".
@@ -211,7 +214,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         with workdir_lock.WorkdirLock(workdir):
             try:
                 return _train(run, train_iter, first_local, stop_at_step or config.total_steps,
-                              on_config_change, started)
+                              on_config_change, started, profile_steps)
             except OSError as e:
                 if e.errno not in WRITE_ERRORS:
                     raise
@@ -229,7 +232,8 @@ PARAMS_FILE = "params.txt"  # The parameter table, in the workdir.
 
 
 def _train(run: Run, train_iter: Any, first_local: dict, stop_at_step: int,
-           on_config_change: str = "warn", started: float = 0.0) -> Result:
+           on_config_change: str = "warn", started: float = 0.0,
+           profile_steps: tuple[int, int] | None = None) -> Result:
     config, mesh = run.config, run.mesh
     is_main = jax.process_index() == 0
     example = sharding_lib.abstract_global_batch(first_local, mesh)
@@ -286,6 +290,9 @@ def _train(run: Run, train_iter: Any, first_local: dict, stop_at_step: int,
     step, saved = start, None
     unchecked = None  # (step, metrics) whose finiteness is checked once the next step runs.
 
+    profiler = profiling.StepProfiler(profile_steps,
+                                      os.path.join(run.workdir, profiling.PROFILE_DIR))
+
     def checkpoint_note() -> str:
         checkpointer.wait()  # A save in flight is of a good state; let it commit first.
         return _checkpoint_note(checkpointer)
@@ -295,7 +302,11 @@ def _train(run: Run, train_iter: Any, first_local: dict, stop_at_step: int,
             for step in range(start + 1, end + 1):
                 local = pending if pending is not None else next(train_iter)
                 pending = None
+                profiler.before(step)
                 state, step_metrics = compiled(state, sharding_lib.shard_batch(local, mesh))
+                if profiler.after(step, step_metrics):
+                    console.say(f"Profiled steps {profile_steps[0]}-{step}: trace in "
+                                f"{profiler.directory} (tensorboard --logdir, or Perfetto)")
                 if stop_on_nonfinite and unchecked is not None:
                     guards.raise_if_nonfinite(*unchecked, checkpoint_note)
                 unchecked = (step, step_metrics)
@@ -329,6 +340,7 @@ def _train(run: Run, train_iter: Any, first_local: dict, stop_at_step: int,
             if stop_on_nonfinite and unchecked is not None:
                 guards.raise_if_nonfinite(*unchecked, checkpoint_note)
     finally:
+        profiler.close()
         checkpointer.close()  # Saves in flight (of good states) are committed first.
         writer.close()
     reason = watch.reason if preempted else ("--stop_at_step" if end < config.total_steps

@@ -98,6 +98,31 @@ def test_attention_explicit_dropout_path_matches_fused_and_is_random():
     assert not np.allclose(y1, y2)
 
 
+def test_long_attention_recomputes_its_weights_with_the_same_gradients(monkeypatch):
+    """From attention.REMAT_WEIGHTS_ABOVE query-key pairs on the weights are not stored for
+    the backward pass (a checkpoint around the core); values and gradients are unchanged."""
+    from framework.layers import attention
+
+    attn = MultiHeadDotProductAttention(num_heads=2)
+    x = jax.random.normal(KEY, (1, 6, 4))
+    variables = init(attn, x, deterministic=True)
+
+    def grads():
+        def loss(params, x):
+            return jnp.sum(attn.apply({"params": params}, x, deterministic=True) ** 2)
+
+        grad = jax.grad(loss, argnums=(0, 1))
+        jaxpr = str(jax.make_jaxpr(grad)(variables["params"], x))
+        return jax.jit(grad)(variables["params"], x), "remat" in jaxpr
+
+    stored, stored_remat = grads()
+    monkeypatch.setattr(attention, "REMAT_WEIGHTS_ABOVE", 36)  # 6 x 6 pairs: recompute.
+    recomputed, recomputed_remat = grads()
+    assert not stored_remat and recomputed_remat
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+                 stored, recomputed)
+
+
 def test_attention_rejects_indivisible_heads():
     with pytest.raises(ValueError, match="divisible"):
         abstract_init(MultiHeadDotProductAttention(num_heads=3), X, deterministic=True)

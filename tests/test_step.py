@@ -15,7 +15,7 @@ from flax import linen as nn
 from jax.sharding import PartitionSpec
 
 from framework import config as config_lib
-from framework import losses, registry, sharding, step, trainer, trees
+from framework import losses, profiling, registry, sharding, step, trainer, trees
 from framework.train_state import TrainState, abstract_state_and_shardings
 from tools import cli
 
@@ -215,8 +215,13 @@ def test_resume_is_bit_identical_with_batch_stats_ema_and_project_step(runs):
     tmp, out = runs
     config, reference, _ = out["dp"]
     workdir = tmp / "sliced"
-    first = trainer.train_and_evaluate(config, str(workdir), stop_at_step=2)
+    # The sliced run also traces its two steps (tools.train --profile_steps 1:2).
+    first = trainer.train_and_evaluate(config, str(workdir), stop_at_step=2,
+                                       profile_steps=(1, 2))
     assert int(first.state.step) == 2
+    traces = profiling.trace_files(str(workdir / profiling.PROFILE_DIR))
+    assert any(t.endswith(".xplane.pb") for t in traces), traces
+    assert any(t.endswith("perfetto_trace.json.gz") for t in traces), traces
     resumed = trainer.train_and_evaluate(config, str(workdir))
     _assert_same(resumed.state, reference.state)
     assert [r["train/loss"] for r in _rows(workdir) if "train/loss" in r] == [

@@ -2,10 +2,12 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
-from framework import hardware
+from framework import hardware, profiling
 from framework.registry import ConfigError
 from tools import benchmark, model_table
 
@@ -40,6 +42,8 @@ def test_benchmark_end_to_end(tmp_path, capsys, compare):
         pytest.skip("torch + timm (optional extra 'compare') not importable")
     argv = ["--config", TINY, f"--config.data.data_dir={tmp_path / 'data'}", "--steps", "2",
             "--warmup", "1", "--input_batches", "2", "--json", "--out_dir", str(tmp_path)]
+    if not compare:  # Keep the optimised HLO and a trace of the last two steps.
+        argv += ["--workdir", str(tmp_path / "wd"), "--profile_steps", "2:3"]
     assert benchmark.main(argv + (["--compare"] if compare else [])) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["step_time_s"] > 0 and len(result["step_times_s"]) == 2
@@ -51,15 +55,24 @@ def test_benchmark_end_to_end(tmp_path, capsys, compare):
     assert 0 < result["mfu"] < 1
     assert result["device"].startswith("cpu") and result["compile_time_s"] > 0
     assert result["peak_memory_bytes"] > 1e6 and result["input_examples_per_sec"] > 0
+    assert 0 < result["step_memory_bytes"] < result["peak_memory_bytes"]
     saved = json.loads((tmp_path / "synthetic_shapes_vit_test-cpu.json").read_text())
     assert saved["command"].startswith("python -m tools.benchmark --config " + TINY)
     assert saved["step_time_s"] == result["step_time_s"]
     markdown = (tmp_path / "synthetic_shapes_vit_test-cpu.md").read_text()
     assert "| step ms |" in markdown and f"`{TINY}`" in markdown
+    if not compare:
+        assert "ENTRY" in (tmp_path / "wd" / "train_step.hlo.txt").read_text()
+        traces = profiling.trace_files(str(tmp_path / "wd" / "profile"))
+        assert any(t.endswith(".xplane.pb") for t in traces), traces
     if compare:
-        # The timm twin mirrors the model exactly: same parameter count, a finite loss.
-        assert result["timm"]["params"] == result["params"]
-        assert result["speedup_vs_timm"] > 0 and result["timm"]["final_loss"] > 0
+        # The timm twin mirrors the model exactly: same parameter count, a finite loss; it
+        # ran in its own process (its peak memory is that process's).
+        peer = result["peer"]
+        assert peer["library"] == "timm" and peer["params"] == result["params"]
+        assert result["speedup_vs_peer"] > 0 and peer["final_loss"] > 0
+        assert peer["peak_memory_bytes"] > 1e6
+        assert "| train step ms (median) |" in markdown
 
 
 def test_benchmark_bad_input(tmp_path):
@@ -68,6 +81,13 @@ def test_benchmark_bad_input(tmp_path):
                         "--out_dir", str(tmp_path)])
     with pytest.raises(SystemExit):
         benchmark.main(["--config", TINY, "--steps", "0"])
+    with pytest.raises(SystemExit):  # A trace needs a workdir to go to.
+        benchmark.main(["--config", TINY, "--profile_steps", "1:2"])
+    with pytest.raises(ConfigError, match="only 3 steps"):
+        benchmark.main(["--config", TINY, "--steps", "2", "--warmup", "1", "--workdir",
+                        str(tmp_path / "wd"), "--profile_steps", "2:4"])
+    with pytest.raises(ConfigError, match="A:B with 1 <= A <= B"):
+        profiling.parse_steps("4:2")
     assert not list(tmp_path.iterdir())
 
 
@@ -157,3 +177,36 @@ def test_step_flops_count_scanned_layers_and_accumulation(tmp_path):
         train_step = state_lib.train_step_fn(run, spec.tx, spec.schedule)
         lowered = jax.jit(train_step).lower(spec.abstract_state, spec.example)
     assert flops_lib.compiled_flops(lowered) < 0.9 * plain
+
+
+def test_gpu_script_refuses_without_a_gpu():
+    """benchmarks/gpu.sh on a machine without a GPU: one Error: line, exit 2, nothing run."""
+    out = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu.sh")],
+                         env={**os.environ, "PYTHON": sys.executable}, capture_output=True,
+                         text=True, timeout=300)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2 and not out.stdout, out.stderr
+    assert len(lines) == 1 and lines[0].startswith("Error: benchmarks/gpu.sh needs an NVIDIA GPU")
+    assert not os.path.exists(os.path.join(ROOT, "benchmarks", "gpu.json"))
+
+
+@pytest.mark.parametrize("spec,library", [
+    ("projects/siglip/configs/synthetic_siglip.py:test", "open_clip"),
+    ("projects/vivit/configs/synthetic_motion_vivit.py:tiny-ST", "transformers"),
+])
+def test_open_clip_and_transformers_twins(tmp_path, capsys, spec, library):
+    """The SigLIP and ViViT twins mirror the model (same parameter count) and train; the
+    forward pass is timed on both sides. Needs the optional extra 'compare'."""
+    pytest.importorskip("torch")
+    pytest.importorskip(library)
+    overrides = ["--config.batch_size=8", f"--config.data.data_dir={tmp_path / 'data'}"]
+    assert benchmark.main(["--config", spec, "--steps", "1", "--warmup", "1", "--compare",
+                           "--forward", "--input_batches", "0", "--json", "--out_dir", "",
+                           *overrides]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    peer = result["peer"]
+    assert peer["library"] == library and peer["final_loss"] > 0
+    assert result["forward_speedup_vs_peer"] > 0 and peer["peak_memory_bytes"] > 1e6
+    # transformers' ViViT has a position embedding for its class token too (+ width).
+    extra = 32 if library == "transformers" else 0
+    assert peer["params"] == result["params"] + extra

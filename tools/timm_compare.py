@@ -1,4 +1,4 @@
-"""The same ViT train step in timm/PyTorch, for `tools.benchmark --compare`.
+"""The same ViT train step in timm/PyTorch, for `tools.benchmark --compare` (tools.twin).
 
 Needs the optional extra `compare` (torch, timm; timm imports torchvision). The timm model
 mirrors the config's `vit_classification` model: width, depth, heads, MLP width, patch,
@@ -10,8 +10,6 @@ tanh approximation, timm's the exact one; both cost the same.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -53,52 +51,27 @@ def timm_vit_kwargs(model_config: Any, image_shape: tuple[int, ...]) -> dict:
     )
 
 
-def prepare_timm_train_step(config: Any, batch: dict) -> tuple[Callable[[], float], dict]:
-    """Builds timm's twin of `config.model` and its AdamW train step on `batch` (numpy,
-    "image" (B, H, W, C) and "label" (B,) or (B, C)).
-
-    Returns (run_step, info): run_step() trains one step and returns the loss; info holds
-    params, torch and timm versions, threads and cpu_count.
-    """
+def prepare(config: Any, batch: dict) -> tuple[dict, dict]:
+    """Builds timm's twin of `config.model` on `batch` (numpy, "image" (B, H, W, C) and
+    "label" (B,) or (B, C)); returns tools.twin.torch_runners' (runners, info) with the
+    timm version, the loss softmax cross-entropy with the config's label smoothing."""
     import timm
     import torch
     from timm.models.vision_transformer import VisionTransformer
 
-    if config.optimizer.name != "adamw":
-        raise ValueError(f"--compare: config.optimizer.name={config.optimizer.name!r}; the "
-                         "timm twin is trained with AdamW only.")
+    from tools import twin
+
     torch.manual_seed(config.seed)
     net = VisionTransformer(**timm_vit_kwargs(config.model.to_dict(), batch["image"].shape[1:]))
-    net.train()
-    opt = config.optimizer
-    optimizer = torch.optim.AdamW(net.parameters(), lr=float(opt.lr),
-                                  weight_decay=float(opt.weight_decay),
-                                  betas=(float(opt.get("b1", 0.9)), float(opt.get("b2", 0.999))))
     images = torch.from_numpy(np.ascontiguousarray(
         np.transpose(np.asarray(batch["image"], np.float32), (0, 3, 1, 2))))
     labels = np.asarray(batch["label"])
     targets = torch.from_numpy(labels.argmax(-1) if labels.ndim == 2 else labels).long()
     smoothing = float(config.loss.get("label_smoothing", 0.0) or 0.0)
-    clip = opt.get("grad_clip_norm")
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16,
-                              enabled=str(config.model.get("dtype")) == "bfloat16")
 
-    def run_step() -> float:
-        optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            logits = net(images)
-        loss = torch.nn.functional.cross_entropy(logits.float(), targets,
+    def loss_of(logits):
+        return torch.nn.functional.cross_entropy(logits.float(), targets,
                                                  label_smoothing=smoothing)
-        loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), float(clip))
-        optimizer.step()
-        return float(loss.detach())
 
-    return run_step, {
-        "params": int(sum(p.numel() for p in net.parameters())),
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-    }
+    runners, info = twin.torch_runners(net, lambda: net(images), loss_of, config)
+    return runners, {**info, "timm": timm.__version__}

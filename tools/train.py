@@ -38,6 +38,8 @@ flags.DEFINE_integer("heartbeat_timeout", 60, "Multi-process: seconds without a 
 flags.DEFINE_enum("on_config_change", "warn", ["warn", "refuse"],
                   "When --workdir holds a config.json that differs from this run's config: "
                   "'warn' logs the diff and goes on; 'refuse' stops before touching anything.")
+flags.DEFINE_string("profile_steps", None, "A:B writes a jax.profiler trace of steps A to B "
+                    "(1-based, inclusive) to WORKDIR/profile, for TensorBoard or Perfetto.")
 FLAGS = flags.FLAGS
 
 
@@ -121,7 +123,7 @@ def main(argv: list[str]) -> None:
     del argv
     if FLAGS.cpu_devices:
         use_cpu_devices(FLAGS.cpu_devices)
-    from framework import checkpoint, console, guards, trainer
+    from framework import checkpoint, console, guards, profiling, trainer
     from framework.registry import ConfigError
 
     cli.quiet_logs(verbose=FLAGS["verbosity"].present)
@@ -131,6 +133,7 @@ def main(argv: list[str]) -> None:
             raise ConfigError("--config: required, e.g. --config configs/synthetic_shapes_vit.py")
         if not FLAGS.workdir:
             raise ConfigError("--workdir: required (the directory for checkpoints and metrics).")
+        profile_steps = profiling.parse_steps(FLAGS.profile_steps)
         config = cli.load_config(FLAGS.config, OVERRIDES)
         distributed = distributed_args()
         if distributed is not None:
@@ -143,7 +146,8 @@ def main(argv: list[str]) -> None:
             f" with {len(OVERRIDES)} override{'s' if len(OVERRIDES) > 1 else ''}"
             if OVERRIDES else ""))
         trainer.train_and_evaluate(config, FLAGS.workdir, FLAGS.stop_at_step or None,
-                                   on_config_change=FLAGS.on_config_change)
+                                   on_config_change=FLAGS.on_config_change,
+                                   profile_steps=profile_steps)
     except ConfigError as e:
         print(f"Error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -13,6 +13,11 @@ from framework.layers.linear import LinearGeneral
 Dtype = Any
 Initializer = Any
 
+# Query-key pairs (Lq * Lk) from which the attention weights are recomputed in the backward
+# pass rather than stored: 1024 x 1024 (ViT-B/16 at 224 px has 197 x 197, ViViT-B/16x2 model
+# 1 at 32 frames 3137 x 3137).
+REMAT_WEIGHTS_ABOVE = 1024 * 1024
+
 
 class MultiHeadDotProductAttention(nn.Module):
     """Multi-head attention; the core is `jax.nn.dot_product_attention`.
@@ -108,9 +113,7 @@ class MultiHeadDotProductAttention(nn.Module):
         elif self.dropout_rate > 0.0 and not deterministic:
             x = self._attend_with_dropout(query, key, value, mask)
         else:
-            x = jax.nn.dot_product_attention(
-                query, key, value, mask=mask, implementation=self.attention_implementation
-            )
+            x = self._attend(query, key, value, mask)
 
         return LinearGeneral(
             features=(self.out_features or inputs_q.shape[-1],),
@@ -124,6 +127,26 @@ class MultiHeadDotProductAttention(nn.Module):
             bias_init=self.bias_init,
             name="out",
         )(x)
+
+    @nn.nowrap
+    def _attend(self, query: jax.Array, key: jax.Array, value: jax.Array,
+                mask: jax.Array | None) -> jax.Array:
+        """`jax.nn.dot_product_attention`; (B, L, H, Dh) in and out.
+
+        Outside cuDNN's fused kernel the attention weights (B, H, Lq, Lk) are materialised,
+        and the backward pass would keep them for every layer (about 0.5 GB per layer for
+        ViViT model 1's 3137 tokens). From REMAT_WEIGHTS_ABOVE query-key pairs on, the
+        weights are recomputed in the backward pass instead (one more q.k product and
+        softmax per layer; the same values).
+        """
+        def attend(q, k, v, m):
+            return jax.nn.dot_product_attention(
+                q, k, v, mask=m, implementation=self.attention_implementation)
+
+        if (self.attention_implementation != "cudnn"
+                and query.shape[1] * key.shape[1] >= REMAT_WEIGHTS_ABOVE):
+            attend = jax.checkpoint(attend)
+        return attend(query, key, value, mask)
 
     @nn.nowrap
     def _attend_with_dropout(
