@@ -2,10 +2,10 @@
 tests start: a persistent XLA compilation cache that every such process of this pytest session
 shares, so that a test which starts the same tiny run ten times compiles its programs once.
 
-Only these processes use the cache, each of them either compiling a program or loading it,
-never both; the cache is named in their environment alone. The test process does not use it,
-nor does tests/paper_configs_driver.py, where a run resumed in the process that had compiled
-the same SPMD step deadlocked when the step came from the cache.
+Only these processes use the cache (it is named in their environment alone), each running one
+training: it compiles a program or loads it, never both. The test process does not use it,
+nor does tests/paper_configs_driver.py, which trains and then resumes each config in one
+process, and where a resumed run whose SPMD step came from the cache deadlocked.
 """
 
 import atexit
@@ -17,11 +17,10 @@ CACHE_DIR = tempfile.mkdtemp(prefix="tessera-test-xla-cache-")
 atexit.register(shutil.rmtree, CACHE_DIR, ignore_errors=True)
 
 
-def tool_env(keep_xla_flags: bool = False, **extra: str) -> dict:
+def tool_env(keep_xla_flags: bool = False) -> dict:
     """Returns os.environ for a tool process with the session's compilation cache; without
-    conftest's XLA_FLAGS (8 virtual devices) unless `keep_xla_flags`; `extra` set last."""
+    conftest's XLA_FLAGS (8 virtual devices) unless `keep_xla_flags`."""
     env = {k: v for k, v in os.environ.items() if keep_xla_flags or k != "XLA_FLAGS"}
     # Every program, however quick to compile, so that what is cached does not depend on load.
-    env.update(JAX_COMPILATION_CACHE_DIR=CACHE_DIR, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-               **extra)
+    env.update(JAX_COMPILATION_CACHE_DIR=CACHE_DIR, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     return env
