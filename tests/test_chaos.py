@@ -21,10 +21,11 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from tool_env import tool_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 200
-ENV = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # One device, not 8.
+ENV = tool_env()  # One device (--cpu_devices), not conftest's 8.
 
 
 def _command(data_dir, workdir, *extra):

@@ -1,7 +1,7 @@
 """One process of a 2-process job (2 x 4 CPU devices, 127.0.0.1) killed with SIGKILL mid-step
 and mid-save: the survivor stops by itself within a bounded time (no launcher to stop it),
-and a restart of the whole job resumes from the last commit with the losses of an
-uninterrupted 1 x 8 run."""
+and a restart of the whole job resumes from the last commit with the losses and evaluation
+of an uninterrupted 1 x 8 run (so two processes x 4 devices train exactly like one x 8)."""
 
 import json
 import os
@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+from tool_env import tool_env
 
 from framework import config as config_lib
 from framework import trainer
@@ -20,9 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "train_driver.py")
 DEMO = "configs/synthetic_shapes_vit.py:test"
 OVERRIDES = ("total_steps=30", "log_every=1", "checkpoint_every=10")
-HEARTBEAT = 10  # Seconds; the survivor must be gone well within STOP_BOUND.
+HEARTBEAT = 5  # Seconds; the survivor must be gone well within STOP_BOUND.
 STOP_BOUND = 90
-ENV = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+ENV = tool_env()  # --cpu_devices 4, not conftest's 8.
 
 
 def _train_args(tmp_path, workdir):
@@ -74,13 +75,14 @@ def _committed(workdir):
     return sorted(int(n) for n in os.listdir(workdir / "checkpoints") if n.isdigit())
 
 
-def _losses(workdir):
+def _series(workdir, key):
+    """Returns {step: value of `key`}, the last row of each step (a replayed step overwrites)."""
     out = {}
     with open(workdir / "metrics.jsonl") as f:
         for line in f:
             row = json.loads(line)
-            if "train/loss" in row:
-                out[row["step"]] = row["train/loss"]
+            if key in row:
+                out[row["step"]] = row[key]
     return out
 
 
@@ -107,12 +109,20 @@ def test_a_killed_process_stops_the_job_and_the_restart_resumes(tmp_path):
     assert out.returncode == 0, out.stdout[-4000:]
     assert "resumed from step 10" in out.stdout
     assert _committed(workdir)[-1] == 30
+    # Both processes ran (the banner counts them); only process 0 prints.
+    assert "in 2 processes" in out.stdout, out.stdout[-2000:]
+    assert "[0] step 30/30" in out.stdout and "[1] step 30/30" not in out.stdout
+    data_states = sorted(os.listdir(workdir / "checkpoints" / "30" / "data"))
+    assert "process_0-of-2.json" in data_states and "process_1-of-2.json" in data_states
 
-    # An uninterrupted 1 x 8 run: every loss within 1e-6.
+    # An uninterrupted 1 x 8 run: every loss within 1e-6, the final evaluation the same.
     one = tmp_path / "one"
     overrides = [f"data.data_dir={tmp_path / 'data'}", *OVERRIDES]
     trainer.train_and_evaluate(config_lib.load_config(DEMO, overrides), str(one))
-    resumed, reference = _losses(workdir), _losses(one)
+    resumed, reference = _series(workdir, "train/loss"), _series(one, "train/loss")
     assert sorted(resumed) == list(range(1, 31))
     np.testing.assert_allclose([resumed[s] for s in range(1, 31)],
                                [reference[s] for s in range(1, 31)], rtol=0, atol=1e-6)
+    top1 = "eval/classification/top1"
+    assert list(_series(workdir, top1)) == [30]
+    np.testing.assert_allclose(_series(workdir, top1)[30], _series(one, top1)[30], atol=1e-6)

@@ -11,9 +11,11 @@ import time
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from tool_env import tool_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "train_driver.py")
+ENV = tool_env(keep_xla_flags=True)  # conftest's 8 devices.
 
 
 def _command(tmp_path, workdir, record, *extra):
@@ -24,7 +26,8 @@ def _command(tmp_path, workdir, record, *extra):
 
 
 def _run(cmd, timeout=300):
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    out = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True,
+                         timeout=timeout)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out
 
@@ -106,8 +109,8 @@ def test_stop_and_resume_is_bit_identical(reference):
 
 
 def _start(cmd):
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
 
 
 def _wait_for(proc, marker, timeout=300):

@@ -1,0 +1,26 @@
+"""The environment of the tool processes (python -m tools.train, tests/train_driver.py) that
+tests start: a persistent XLA compilation cache that every such process of this pytest session
+shares, so that a test which starts the same tiny run ten times compiles its programs once.
+
+Only these processes use the cache (it is named in their environment alone), each running one
+training: it compiles a program or loads it, never both. The test process does not use it,
+nor does tests/paper_configs_driver.py, which trains and then resumes each config in one
+process, and where a resumed run whose SPMD step came from the cache deadlocked.
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
+
+CACHE_DIR = tempfile.mkdtemp(prefix="tessera-test-xla-cache-")
+atexit.register(shutil.rmtree, CACHE_DIR, ignore_errors=True)
+
+
+def tool_env(keep_xla_flags: bool = False) -> dict:
+    """Returns os.environ for a tool process with the session's compilation cache; without
+    conftest's XLA_FLAGS (8 virtual devices) unless `keep_xla_flags`."""
+    env = {k: v for k, v in os.environ.items() if keep_xla_flags or k != "XLA_FLAGS"}
+    # Every program, however quick to compile, so that what is cached does not depend on load.
+    env.update(JAX_COMPILATION_CACHE_DIR=CACHE_DIR, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    return env
