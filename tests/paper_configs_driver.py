@@ -12,7 +12,7 @@ resumes, trains step 2 and evaluates (total_steps = 2). RESULTS.json: {spec: {"e
 or None, "train_steps": [...], "evals": {metric: value}, "checkpoints": [...], "seconds":
 float, "cpu_seconds": float}} for the configs this process ran (wall and CPU time).
 
-XLA compiles here with the flags in FAST_COMPILE: the tiny programs compile about three
+XLA compiles here with the flags in tool_env.FAST_COMPILE: the tiny programs compile about three
 times faster (backend optimisation level 0, XLA:CPU's loop emitters instead of its fusion
 emitters, no expensive LLVM passes) than they would run slower. Every compiled program goes
 to this process's persistent compilation cache CACHE_DIR, so that variants whose shrunk
@@ -23,8 +23,8 @@ programs coincide share them; a resumed run reuses the train step its first run 
 import os
 import sys
 
-FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false "
-                "--xla_llvm_disable_expensive_passes=true")
+from tool_env import FAST_COMPILE  # tests/ is this script's directory, first on sys.path.
+
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_"
                            "device_count=8 " + FAST_COMPILE).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")

@@ -244,7 +244,9 @@ VERIFIED = {
     "vivit/configs/kinetics400_vivit.py:B/16x2-FE-avgpool": dict(
         params=86_700_000, gflops=283.9, top1=75.8),
     "vivit/configs/kinetics400_vivit.py:L/16x2": dict(gflops=1446.0, top1=80.3),
-    "vivit/configs/kinetics400_vivit.py:L/16x2-FE": dict(top1=80.3, views="4x3"),
+    "vivit/configs/kinetics400_vivit.py:L/16x2-FE": dict(top1=80.3, views="4x3", gflops=995.3),
+    "vivit/configs/kinetics400_vivit.py:L/16x2-FE-128f": dict(
+        gflops=3980.4, top1=81.7, top5=93.8, views="1x3", top1_1x1=80.6, top5_1x1=92.7),
     "vivit/configs/kinetics600_vivit.py:L/16x2-FE": dict(top1=81.6, views="4x3"),
     "vivit/configs/epic_kitchens_vivit.py": dict(action_top1=44.0, verb_top1=66.4,
                                                  noun_top1=56.8),
@@ -255,6 +257,7 @@ VERIFIED = {
     "mtv/configs/kinetics700_mtv.py:B": dict(top1=73.5, views="4x3"),
     "mtv/configs/kinetics700_mtv.py:L": dict(top1=75.2, views="4x3"),
     "mtv/configs/moments_in_time_mtv.py": dict(top1=42.5, views="1x3"),
+    "mtv/configs/epic_kitchens_mtv.py:B": dict(action_top1=46.7, views="4x1"),
     "lit/configs/imagetext_lit.py:B/16-B": dict(zeroshot_top1=73.9),
     "lit/configs/imagetext_lit.py:L/16-L": dict(zeroshot_top1=75.7),
     "lit/configs/imagetext_lit.py:g/14-L": dict(zeroshot_top1=85.2),

@@ -55,7 +55,7 @@ def forked(tmp_path_factory):
     for name in ("framework", "configs", "tools", "projects"):
         shutil.copytree(os.path.join(ROOT, name), root / name, ignore=ignore)
     (root / "tests").mkdir()
-    for name in ("pyproject.toml", "tests/conftest.py"):
+    for name in ("pyproject.toml", "tests/conftest.py", "tests/tool_env.py"):
         shutil.copy(os.path.join(ROOT, name), root / name)
     before = _snapshot(root)
     outputs = {}

@@ -158,7 +158,7 @@ def serve() -> None:
     setup = json.loads(sys.stdin.readline())
     module = importlib.import_module(setup["module"])
     config = ml_collections.ConfigDict(json.loads(setup["config"]))
-    with np.load(setup["batch"]) as f:
+    with np.load(setup["batch"], allow_pickle=False) as f:
         batch = {k: f[k] for k in f.files}
     runners, info = module.prepare(config, batch)
     info["peak_memory_before_steps_bytes"] = peak_rss_bytes()
