@@ -19,8 +19,18 @@ import tempfile
 # LLVM passes) at no change of semantics. Users and tools.benchmark keep XLA's defaults.
 FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false "
                 "--xla_llvm_disable_expensive_passes=true")
-CACHE_DIR = tempfile.mkdtemp(prefix="tessera-test-xla-cache-")
-atexit.register(shutil.rmtree, CACHE_DIR, ignore_errors=True)
+_cache_dir: str | None = None  # Made by the first tool_env() call: importing FAST_COMPILE alone
+# (conftest, the paper-config driver) leaves no directory behind.
+
+
+def cache_dir() -> str:
+    """Returns this session's compilation-cache directory (created on first use, removed at
+    exit)."""
+    global _cache_dir
+    if _cache_dir is None:
+        _cache_dir = tempfile.mkdtemp(prefix="tessera-test-xla-cache-")
+        atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
+    return _cache_dir
 
 
 def tool_env(keep_xla_flags: bool = False) -> dict:
@@ -31,5 +41,6 @@ def tool_env(keep_xla_flags: bool = False) -> dict:
     if FAST_COMPILE not in env.get("XLA_FLAGS", ""):
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + FAST_COMPILE).strip()
     # Every program, however quick to compile, so that what is cached does not depend on load.
-    env.update(JAX_COMPILATION_CACHE_DIR=CACHE_DIR, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    env.update(JAX_COMPILATION_CACHE_DIR=cache_dir(),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     return env
