@@ -113,11 +113,10 @@ def model_cost(model: nn.Module, model_input: Any) -> tuple[int, float]:
     `model` is a registered model (called as `model.apply(variables, batch, train=False)`);
     `model_input` is `config.model_input`. Built abstractly: nothing is allocated, so it is
     fast for ViT-L sized models on CPU. For video models one example is one view, so the
-    GFLOPs are "per view" as papers report them. XLA's cost analysis counts the body of a
-    scanned loop once, so layer scans (`scan=True` on the model or in a tower's settings) are
-    turned off for the count; the parameter count is the same either way.
+    GFLOPs are "per view" as papers report them. The count is taken on `countable(model)`
+    (no loops, dense attention); the parameter count is the same either way.
     """
-    model = without_layer_scan(model)
+    model = countable(model)
     batch = abstract_example_batch(model_input)
     variables = jax.eval_shape(
         lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
@@ -133,13 +132,24 @@ def _zeros(batch: dict) -> dict:
     return {k: jnp.zeros(v.shape, v.dtype) for k, v in batch.items()}
 
 
-def without_layer_scan(model: nn.Module) -> nn.Module:
-    """Returns `model` with `scan=True` turned off on it and in its dict-valued fields."""
-    changes = {}
-    for field in getattr(model, "__dataclass_fields__", {}):
-        value = getattr(model, field, None)
-        if field == "scan" and value is True:
-            changes[field] = False
-        elif isinstance(value, Mapping) and value.get("scan") is True:
-            changes[field] = {**value, "scan": False}
+def countable(model: nn.Module) -> nn.Module:
+    """Returns `model` in a form whose every FLOP XLA's cost analysis sees, the same math.
+
+    The cost analysis counts a loop body once and sees nothing inside a cuDNN call, so layer
+    scans (`scan=True` on the model or in a tower's settings) are turned off and the
+    attention core (`attention_implementation`: None, 'cudnn', 'blockwise') becomes XLA's
+    dense form, 'xla'. Models without these fields come back unchanged.
+    """
+    settings = {"scan": (lambda v: v is True, False),
+                "attention_implementation": (lambda v: v != "xla", "xla")}
+
+    def changed(fields: Mapping) -> dict:
+        return {name: new for name, (applies, new) in settings.items()
+                if name in fields and applies(fields[name])}
+
+    fields = {f: getattr(model, f, None) for f in getattr(model, "__dataclass_fields__", {})}
+    changes = changed(fields)
+    for name, value in fields.items():
+        if isinstance(value, Mapping) and changed(value):
+            changes[name] = {**value, **changed(value)}
     return model.clone(**changes) if changes else model

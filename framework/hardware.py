@@ -7,12 +7,12 @@ number that XLA can reach, so the peak is measured: the best FLOP/s of a large j
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
+
+from framework.process_memory import process_peak_rss_bytes
 
 # device_kind substring (lower case) -> dense bf16 peak FLOP/s of one device, as JAX counts
 # devices (one TPU chip with megacore = one device; one GPU = one device). Order matters:
@@ -102,6 +102,5 @@ def peak_memory_bytes(device: jax.Device | None = None) -> tuple[int | None, str
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and "peak_bytes_in_use" in stats:
         return int(stats["peak_bytes_in_use"]), "device allocator peak"
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    scale = 1 if sys.platform == "darwin" else 1024  # Linux reports KiB, macOS bytes.
-    return int(rss * scale), "process peak RSS"
+    return process_peak_rss_bytes(), "process peak RSS"
+

@@ -99,11 +99,12 @@ def test_attention_explicit_dropout_path_matches_fused_and_is_random():
 
 
 def test_long_attention_recomputes_its_weights_with_the_same_gradients(monkeypatch):
-    """From attention.REMAT_WEIGHTS_ABOVE query-key pairs on the weights are not stored for
-    the backward pass (a checkpoint around the core); values and gradients are unchanged."""
+    """Outside blockwise attention, from attention.LONG_ATTENTION_PAIRS query-key pairs on
+    the weights are not stored for the backward pass (a checkpoint around the core); values
+    and gradients are unchanged."""
     from framework.layers import attention
 
-    attn = MultiHeadDotProductAttention(num_heads=2)
+    attn = MultiHeadDotProductAttention(num_heads=2, attention_implementation="xla")
     x = jax.random.normal(KEY, (1, 6, 4))
     variables = init(attn, x, deterministic=True)
 
@@ -116,11 +117,52 @@ def test_long_attention_recomputes_its_weights_with_the_same_gradients(monkeypat
         return jax.jit(grad)(variables["params"], x), "remat" in jaxpr
 
     stored, stored_remat = grads()
-    monkeypatch.setattr(attention, "REMAT_WEIGHTS_ABOVE", 36)  # 6 x 6 pairs: recompute.
+    monkeypatch.setattr(attention, "LONG_ATTENTION_PAIRS", 36)  # 6 x 6 pairs: recompute.
     recomputed, recomputed_remat = grads()
     assert not stored_remat and recomputed_remat
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
                  stored, recomputed)
+
+
+@pytest.mark.parametrize("lq, lk, block", [(7, 7, 3), (5, 9, 4), (8, 6, 8)])
+def test_blockwise_attention_equals_dense_values_and_gradients(lq, lk, block):
+    """Query blocks that do and do not divide Lq, cross-attention (Lq != Lk), one block."""
+    from framework.layers.blockwise_attention import blockwise_dot_product_attention
+
+    rng = np.random.default_rng(1)
+    q = jnp.asarray(rng.normal(size=(2, lq, 3, 4)) * 2, jnp.float32)
+    k, v = (jnp.asarray(rng.normal(size=(2, lk, 3, 4)) * 2, jnp.float32) for _ in range(2))
+    w = jnp.asarray(rng.normal(size=(2, lq, 3, 4)), jnp.float32)
+
+    def loss(fn):
+        return jax.jit(jax.value_and_grad(
+            lambda q, k, v: jnp.sum(fn(q, k, v) * w), argnums=(0, 1, 2)))
+
+    blockwise = loss(lambda q, k, v: blockwise_dot_product_attention(q, k, v, block))
+    dense = loss(jax.nn.dot_product_attention)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
+                 blockwise(q, k, v), dense(q, k, v))
+
+
+def test_long_attention_runs_blockwise_on_cpu_and_masks_are_refused(monkeypatch):
+    """On CPU, long unmasked attention with implementation None takes the blockwise core
+    (the same output as 'xla'); a mask with 'blockwise' is a named error."""
+    from framework.layers import attention
+
+    monkeypatch.setattr(attention, "LONG_ATTENTION_PAIRS", 25)  # X's 5 x 5 pairs are long.
+    auto = MultiHeadDotProductAttention(num_heads=2)
+    variables = init(auto, X, deterministic=True)
+    jaxpr = str(jax.make_jaxpr(lambda x: auto.apply(variables, x, deterministic=True))(X))
+    assert "custom_vjp_call" in jaxpr
+    xla = MultiHeadDotProductAttention(num_heads=2, attention_implementation="xla")
+    np.testing.assert_allclose(auto.apply(variables, X, deterministic=True),
+                               xla.apply(variables, X, deterministic=True), atol=1e-6)
+    blockwise = MultiHeadDotProductAttention(num_heads=2, attention_implementation="blockwise")
+    with pytest.raises(ValueError, match="takes no mask"):
+        blockwise.apply(variables, X, mask=jnp.ones((5, 5), bool), deterministic=True)
+    with pytest.raises(ValueError, match="use one of"):
+        MultiHeadDotProductAttention(num_heads=2, attention_implementation="flash").apply(
+            variables, X, deterministic=True)
 
 
 def test_attention_rejects_indivisible_heads():

@@ -156,11 +156,12 @@ def train_step_flops(run: Any, example: dict, compiled: Any) -> float | None:
     """Returns XLA's FLOPs (a multiply-add = 2) of one train step of `run` (trainer.build's
     Run) over all devices, loops counted as many times as they run.
 
-    XLA's cost analysis counts a loop body (a layer scan, the micro-batch scan of gradient
-    accumulation) once. Without such loops this is the compiled step's per-device count
-    times the devices; otherwise the whole-program count of an equivalent step that is only
-    lowered: the model with its layer scans off and the whole batch as one micro-batch (the
-    sum of the micro-batch gradients is the full-batch gradient). `example` is the abstract
+    XLA's cost analysis counts a loop body (a layer scan, blockwise attention, the
+    micro-batch scan of gradient accumulation) once and sees nothing inside a cuDNN call.
+    When the step has none of these, this is the compiled step's per-device count times the
+    devices; otherwise the whole-program count of an equivalent step that is only lowered:
+    `flops.countable(model)` and the whole batch as one micro-batch (the sum of the
+    micro-batch gradients is the full-batch gradient). `example` is the abstract
     global batch; call inside the run's mesh context. None when the backend gives no count.
     """
     import jax
@@ -168,7 +169,7 @@ def train_step_flops(run: Any, example: dict, compiled: Any) -> float | None:
     from framework import flops as flops_lib
     from framework import train_state as state_lib
 
-    model = flops_lib.without_layer_scan(run.model)
+    model = flops_lib.countable(run.model)
     if model is run.model and run.grad_accum_steps == 1:
         per_device = flops_lib.compiled_flops(compiled)
         return None if per_device is None else per_device * int(run.mesh.devices.size)

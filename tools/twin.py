@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import time
 from typing import Any
 
 import numpy as np
+
+from framework import process_memory
 
 TWINS = {
     "vit_classification": ("tools.timm_compare", "timm"),
@@ -42,12 +43,6 @@ def twin_of(model_name: str) -> tuple[str, str]:
         raise ValueError(f"--compare: config.model.name={model_name!r} has no PyTorch twin; "
                          f"one of {', '.join(TWINS)} has.")
     return TWINS[model_name]
-
-
-def peak_rss_bytes() -> int:
-    """Returns this process's peak resident set size in bytes."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss * (1 if sys.platform == "darwin" else 1024))
 
 
 class TwinProcess:
@@ -161,13 +156,13 @@ def serve() -> None:
     with np.load(setup["batch"], allow_pickle=False) as f:
         batch = {k: f[k] for k in f.files}
     runners, info = module.prepare(config, batch)
-    info["peak_memory_before_steps_bytes"] = peak_rss_bytes()
+    info["peak_memory_before_steps_bytes"] = process_memory.process_peak_rss_bytes()
     out.write(json.dumps(info) + "\n")
     out.flush()
     for line in sys.stdin:
         message = json.loads(line)
         if "finish" in message:
-            out.write(json.dumps({"peak_memory_bytes": peak_rss_bytes(),
+            out.write(json.dumps({"peak_memory_bytes": process_memory.process_peak_rss_bytes(),
                                   "peak_memory_source": "twin process peak RSS"}) + "\n")
             out.flush()
             return

@@ -8,15 +8,17 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from framework.layers.blockwise_attention import blockwise_dot_product_attention
 from framework.layers.linear import LinearGeneral
 
 Dtype = Any
 Initializer = Any
 
-# Query-key pairs (Lq * Lk) from which the attention weights are recomputed in the backward
-# pass rather than stored: 1024 x 1024 (ViT-B/16 at 224 px has 197 x 197, ViViT-B/16x2 model
-# 1 at 32 frames 3137 x 3137).
-REMAT_WEIGHTS_ABOVE = 1024 * 1024
+# Query-key pairs (Lq * Lk) from which attention counts as long: 1024 x 1024 (ViT-B/16 at
+# 224 px has 197 x 197, ViViT-B/16x2 model 1 at 32 frames 3137 x 3137). Long attention on CPU
+# runs blockwise; elsewhere outside cuDNN its weights are recomputed in the backward pass.
+LONG_ATTENTION_PAIRS = 1024 * 1024
+IMPLEMENTATIONS = (None, "xla", "cudnn", "blockwise")
 
 
 class MultiHeadDotProductAttention(nn.Module):
@@ -37,8 +39,11 @@ class MultiHeadDotProductAttention(nn.Module):
       out_features: output width; defaults to the query's width D.
       dropout_rate: dropout on the attention weights (training only, explicit path).
       dtype: compute dtype; params are stored in `param_dtype`.
-      attention_implementation: passed to `jax.nn.dot_product_attention` as
-        `implementation`: None lets XLA choose, 'xla', or 'cudnn' (GPU flash attention).
+      attention_implementation: None (long attention, from LONG_ATTENTION_PAIRS on, without
+        a mask, runs blockwise on CPU; otherwise `jax.nn.dot_product_attention` chooses),
+        'xla', 'cudnn' (GPU flash attention; both passed to `jax.nn.dot_product_attention`)
+        or 'blockwise' (`blockwise_dot_product_attention`: one head and block of queries at
+        a time, never the whole weights; no mask).
       use_bias: whether the four projections have biases.
       attention_fn: optional core replacing `jax.nn.dot_product_attention`: called as
         `attention_fn(query, key, value, mask)` on (B, L, H, Dh) arrays, returning
@@ -131,20 +136,31 @@ class MultiHeadDotProductAttention(nn.Module):
     @nn.nowrap
     def _attend(self, query: jax.Array, key: jax.Array, value: jax.Array,
                 mask: jax.Array | None) -> jax.Array:
-        """`jax.nn.dot_product_attention`; (B, L, H, Dh) in and out.
+        """The attention core; (B, L, H, Dh) in and out.
 
-        Outside cuDNN's fused kernel the attention weights (B, H, Lq, Lk) are materialised,
-        and the backward pass would keep them for every layer (about 0.5 GB per layer for
-        ViViT model 1's 3137 tokens). From REMAT_WEIGHTS_ABOVE query-key pairs on, the
-        weights are recomputed in the backward pass instead (one more q.k product and
-        softmax per layer; the same values).
+        Outside cuDNN's fused kernel `jax.nn.dot_product_attention` materialises the
+        weights (B, H, Lq, Lk), about 0.5 GB per layer for ViViT model 1's 3137 tokens,
+        and passes over them several times. Long attention (LONG_ATTENTION_PAIRS on)
+        therefore runs blockwise on CPU, and elsewhere recomputes its weights in the
+        backward pass instead of storing them (one more q.k product per layer).
         """
-        def attend(q, k, v, m):
-            return jax.nn.dot_product_attention(
-                q, k, v, mask=m, implementation=self.attention_implementation)
+        implementation = self.attention_implementation
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"attention_implementation={implementation!r}; use one of "
+                             f"{IMPLEMENTATIONS}.")
+        long = query.shape[1] * key.shape[1] >= LONG_ATTENTION_PAIRS
+        if implementation is None and long and mask is None and jax.default_backend() == "cpu":
+            implementation = "blockwise"
+        if implementation == "blockwise":
+            if mask is not None:
+                raise ValueError("attention_implementation='blockwise' takes no mask; use "
+                                 "None or 'xla' for masked attention.")
+            return blockwise_dot_product_attention(query, key, value)
 
-        if (self.attention_implementation != "cudnn"
-                and query.shape[1] * key.shape[1] >= REMAT_WEIGHTS_ABOVE):
+        def attend(q, k, v, m):
+            return jax.nn.dot_product_attention(q, k, v, mask=m, implementation=implementation)
+
+        if implementation != "cudnn" and long:
             attend = jax.checkpoint(attend)
         return attend(query, key, value, mask)
 

@@ -54,7 +54,7 @@ class EncoderBlock(nn.Module):
       attention_dropout_rate: dropout on attention weights (see MultiHeadDotProductAttention).
       drop_path_rate: stochastic depth rate; a per-call `drop_path_rate` overrides it.
       dtype / param_dtype: compute and storage dtypes.
-      attention_implementation: passed through to `jax.nn.dot_product_attention`.
+      attention_implementation: the attention core (see MultiHeadDotProductAttention).
       attention_fn: optional attention core (see MultiHeadDotProductAttention).
       mlp_activation: the MLP's, one of framework.layers.mlp.ACTIVATIONS.
       layer_norm_eps: the LayerNorms' epsilon.

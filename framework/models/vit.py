@@ -47,7 +47,8 @@ class ViT(nn.Module):
         param_dtype (float32). Logits are float32.
       head_zeroinit: zero-init the head kernel (big_vision default).
       representation_size: if set, a `pre_logits` Dense + tanh of that width before the head.
-      attention_implementation: passed to jax.nn.dot_product_attention (None, 'xla', 'cudnn').
+      attention_implementation: the attention core (None, 'xla', 'cudnn', 'blockwise'; see
+        MultiHeadDotProductAttention).
       mlp_activation: 'gelu_tanh' (big_vision) or 'gelu_exact' (timm and the Hub's ViT
         checkpoints, whose outputs it reproduces).
       layer_norm_eps: the LayerNorms' epsilon (big_vision and timm 1e-6; the Hub's ViT
