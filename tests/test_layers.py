@@ -144,12 +144,9 @@ def test_blockwise_attention_equals_dense_values_and_gradients(lq, lk, block):
                  blockwise(q, k, v), dense(q, k, v))
 
 
-def test_long_attention_runs_blockwise_on_cpu_and_masks_are_refused(monkeypatch):
-    """On CPU, long unmasked attention with implementation None takes the blockwise core
-    (the same output as 'xla'); a mask with 'blockwise' is a named error."""
-    from framework.layers import attention
-
-    monkeypatch.setattr(attention, "LONG_ATTENTION_PAIRS", 25)  # X's 5 x 5 pairs are long.
+def test_attention_runs_blockwise_on_cpu_and_masks_are_refused():
+    """On CPU, unmasked attention with implementation None takes the blockwise core (the
+    same output as 'xla'); a mask with 'blockwise' is a named error."""
     auto = MultiHeadDotProductAttention(num_heads=2)
     variables = init(auto, X, deterministic=True)
     jaxpr = str(jax.make_jaxpr(lambda x: auto.apply(variables, x, deterministic=True))(X))

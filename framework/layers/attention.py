@@ -14,9 +14,9 @@ from framework.layers.linear import LinearGeneral
 Dtype = Any
 Initializer = Any
 
-# Query-key pairs (Lq * Lk) from which attention counts as long: 1024 x 1024 (ViT-B/16 at
-# 224 px has 197 x 197, ViViT-B/16x2 model 1 at 32 frames 3137 x 3137). Long attention on CPU
-# runs blockwise; elsewhere outside cuDNN its weights are recomputed in the backward pass.
+# Query-key pairs (Lq * Lk) from which attention counts as long outside the blockwise core
+# (its weights are then recomputed in the backward pass instead of stored): 1024 x 1024
+# (ViT-B/16 at 224 px has 197 x 197, ViViT-B/16x2 model 1 at 32 frames 3137 x 3137).
 LONG_ATTENTION_PAIRS = 1024 * 1024
 IMPLEMENTATIONS = (None, "xla", "cudnn", "blockwise")
 
@@ -39,11 +39,11 @@ class MultiHeadDotProductAttention(nn.Module):
       out_features: output width; defaults to the query's width D.
       dropout_rate: dropout on the attention weights (training only, explicit path).
       dtype: compute dtype; params are stored in `param_dtype`.
-      attention_implementation: None (long attention, from LONG_ATTENTION_PAIRS on, without
-        a mask, runs blockwise on CPU; otherwise `jax.nn.dot_product_attention` chooses),
-        'xla', 'cudnn' (GPU flash attention; both passed to `jax.nn.dot_product_attention`)
-        or 'blockwise' (`blockwise_dot_product_attention`: one head and block of queries at
-        a time, never the whole weights; no mask).
+      attention_implementation: None (on CPU attention without a mask runs blockwise;
+        otherwise `jax.nn.dot_product_attention` chooses), 'xla', 'cudnn' (GPU flash
+        attention; both passed to `jax.nn.dot_product_attention`) or 'blockwise'
+        (`blockwise_dot_product_attention`: weights never stored, recomputed in the
+        backward pass; long sequences one head and block of queries at a time; no mask).
       use_bias: whether the four projections have biases.
       attention_fn: optional core replacing `jax.nn.dot_product_attention`: called as
         `attention_fn(query, key, value, mask)` on (B, L, H, Dh) arrays, returning
@@ -140,16 +140,17 @@ class MultiHeadDotProductAttention(nn.Module):
 
         Outside cuDNN's fused kernel `jax.nn.dot_product_attention` materialises the
         weights (B, H, Lq, Lk), about 0.5 GB per layer for ViViT model 1's 3137 tokens,
-        and passes over them several times. Long attention (LONG_ATTENTION_PAIRS on)
-        therefore runs blockwise on CPU, and elsewhere recomputes its weights in the
-        backward pass instead of storing them (one more q.k product per layer).
+        passes over them several times and stores them for the backward pass. On CPU,
+        attention without a mask therefore runs blockwise (ViT-B/16's forward pass: 3x
+        faster attention); elsewhere long attention (LONG_ATTENTION_PAIRS on) recomputes
+        its weights in the backward pass instead of storing them (one more q.k product).
         """
         implementation = self.attention_implementation
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f"attention_implementation={implementation!r}; use one of "
                              f"{IMPLEMENTATIONS}.")
         long = query.shape[1] * key.shape[1] >= LONG_ATTENTION_PAIRS
-        if implementation is None and long and mask is None and jax.default_backend() == "cpu":
+        if implementation is None and mask is None and jax.default_backend() == "cpu":
             implementation = "blockwise"
         if implementation == "blockwise":
             if mask is not None:

@@ -1,12 +1,14 @@
-"""Dot-product attention over long sequences, one head and one block of queries at a time.
+"""Dot-product attention that never stores its weights, in blocks of heads and queries.
 
 XLA's form of `jax.nn.dot_product_attention` writes out the (B, H, Lq, Lk) logits and
-weights and passes over them several times; at ViViT model 1's 3137 tokens that is 472 MB
-per array and layer, and on a CPU the step spends most of its time moving them. Here the
-weights of one head and `block_size` queries exist at a time: the forward pass keeps only
-the output and each query's log-sum-exp, and the backward pass recomputes the block's
-weights from them (the scheme of FlashAttention, Dao et al. 2022, with full key rows per
-block). Values and gradients equal the dense form's to float32 rounding.
+weights, passes over them several times and keeps the weights for the backward pass; at
+ViViT model 1's 3137 tokens that is 472 MB per array and layer, and on a CPU the step
+spends most of its time moving them. Here the forward pass keeps only the output and each
+query's log-sum-exp, and the backward pass recomputes the weights from them (the scheme of
+FlashAttention, Dao et al. 2022, with full key rows per block). Short attention (the
+weights of all heads within WHOLE_BYTES) is one block; longer attention goes one head and
+`block_size` queries at a time. Values and gradients equal the dense form's to float32
+rounding.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ import functools
 import jax
 import jax.numpy as jnp
 
-# Queries per block: (512, 3137) float32 weights are 6.4 MB; 256 to 1024 time alike on CPU.
+# Queries per block of long attention: (512, 3137) float32 weights are 6.4 MB; 256 to 1024
+# time alike on CPU.
 BLOCK_SIZE = 512
+# Float32 weights of all heads up to this size are computed at once (ViT-B/16 at batch 8:
+# 15 MB; ViViT-B model 1 at batch 1: 472 MB).
+WHOLE_BYTES = 64 * 2**20
 
 
 def blockwise_dot_product_attention(query: jax.Array, key: jax.Array, value: jax.Array,
@@ -32,8 +38,12 @@ def blockwise_dot_product_attention(query: jax.Array, key: jax.Array, value: jax
         raise ValueError(
             f"blockwise attention takes query (B, Lq, H, Dh) and key / value (B, Lk, H, Dh); "
             f"got {query.shape}, {key.shape}, {value.shape}.")
+    batch, q_len, heads, _ = query.shape
     heads_first = [jnp.moveaxis(x, 2, 0) for x in (query, key, value)]
-    out = jax.lax.map(lambda qkv: _head_attention(*qkv, block_size), heads_first)
+    if 4 * batch * heads * q_len * key.shape[1] <= WHOLE_BYTES:
+        out = jax.vmap(lambda q, k, v: _head_attention(q, k, v, q_len))(*heads_first)
+    else:
+        out = jax.lax.map(lambda qkv: _head_attention(*qkv, block_size), heads_first)
     return jnp.moveaxis(out, 0, 2)
 
 
