@@ -151,7 +151,8 @@ def test_model_table_reports_a_broken_config_after_the_others(tmp_path, capsys):
 
 def test_step_flops_count_scanned_layers_and_accumulation(tmp_path):
     """XLA counts a loop body once; the benchmark's FLOPs per step must not depend on whether
-    the layers are scanned or the batch is split into micro-batches."""
+    the layers are scanned, the batch is split into micro-batches or attention runs
+    blockwise (a loop over heads when long; the CPU default)."""
     import jax
 
     from framework import config as config_lib
@@ -159,13 +160,16 @@ def test_step_flops_count_scanned_layers_and_accumulation(tmp_path):
     from framework import train_state as state_lib
     from framework import trainer
 
-    def config(scan=False, accum=1):
+    def config(scan=False, accum=1, attention="xla"):
         c = config_lib.load_config(TINY, [f"data.data_dir={tmp_path / 'data'}"])
         c.model.scan = scan
         c.optimizer.grad_accum_steps = accum
+        c.model.attention_implementation = attention
         return c
 
     plain = benchmark.prepare_train_step(config())[1]["flops_per_step"]
+    blockwise = benchmark.prepare_train_step(config(attention="blockwise"))[1]
+    assert blockwise["flops_per_step"] == pytest.approx(plain, rel=0.02)
     scanned = benchmark.prepare_train_step(config(scan=True))[1]["flops_per_step"]
     accumulated = benchmark.prepare_train_step(config(accum=2))[1]["flops_per_step"]
     assert scanned == pytest.approx(plain, rel=0.02)
