@@ -70,6 +70,18 @@ def _logits(q_scaled: jax.Array, k_t: jax.Array) -> jax.Array:
     return jnp.einsum("bqd,bdk->bqk", q_scaled, k_t, preferred_element_type=jnp.float32)
 
 
+def _scan_blocks(body, carry, blocks: list[jax.Array]):
+    """`jax.lax.scan(body, carry, blocks)`, or `body` called once when there is one block.
+
+    XLA turns a one-trip loop into a conditional, and on a mesh of CPU devices a collective
+    inside a conditional can stall XLA's CPU runtime until it aborts.
+    """
+    if blocks[0].shape[0] > 1:
+        return jax.lax.scan(body, carry, blocks)
+    carry, out = body(carry, [b[0] for b in blocks])
+    return carry, jax.tree.map(lambda a: a[None], out)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
 def _head_attention(q, k, v, block_size):
     """One head: q (B, Lq, Dh), k / v (B, Lk, Dh) -> (B, Lq, Dh)."""
@@ -88,7 +100,8 @@ def _head_forward(q, k, v, block_size):
                          preferred_element_type=jnp.float32) / total
         return out.astype(q.dtype), (peak + jnp.log(total))[..., 0]
 
-    out, lse = jax.lax.map(block, _query_blocks(q, block_size))
+    _, (out, lse) = _scan_blocks(lambda _, qb: (None, block(qb[0])), None,
+                                 [_query_blocks(q, block_size)])
     out, lse = _unblock(out, q.shape[1]), _unblock(lse, q.shape[1])
     return out, (q, k, v, out, lse)
 
@@ -115,7 +128,7 @@ def _head_backward(block_size, residuals, d_out):
         return (dk, dv), dq * scale
 
     zeros = jnp.zeros(k.shape, jnp.float32)
-    (dk, dv), dq = jax.lax.scan(block, (zeros, zeros), blocks)
+    (dk, dv), dq = _scan_blocks(block, (zeros, zeros), blocks)
     return (_unblock(dq, q.shape[1]).astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype))
 
 
