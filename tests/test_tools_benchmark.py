@@ -214,3 +214,22 @@ def test_open_clip_and_transformers_twins(tmp_path, capsys, spec, library):
     # transformers' ViViT has a position embedding for its class token too (+ width).
     extra = 32 if library == "transformers" else 0
     assert peer["params"] == result["params"] + extra
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc tunables are Linux-only")
+def test_benchmark_process_reexecutes_keeping_freed_memory():
+    """tools.benchmark re-executes itself once with glibc's malloc keeping freed memory; a
+    GLIBC_TUNABLES the user set is left alone."""
+    from framework import process_memory
+
+    script = ("import os; from framework import process_memory as m; "
+              "m.reexec_keeping_freed_memory(); print(os.environ.get('GLIBC_TUNABLES'))")
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env["PYTHONPATH"] = ROOT
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == [process_memory.MALLOC_TUNABLES]
+    env["GLIBC_TUNABLES"] = "glibc.malloc.arena_max=2"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["glibc.malloc.arena_max=2"]

@@ -22,6 +22,10 @@ OUT_DIR/<config>[_<arg>]-<platform>.json and .md with the command that produced 
 `--workdir DIR` keeps what the run can show about the step: DIR/train_step.hlo.txt (the
 compiled step's optimised HLO) and, with `--profile_steps A:B`, a jax.profiler trace of our
 steps A to B (counting the warm-up steps, 1-based) in DIR/profile (TensorBoard or Perfetto).
+
+On Linux the tool first re-executes itself with glibc's malloc keeping freed memory
+(`framework.process_memory.MALLOC_TUNABLES` in GLIBC_TUNABLES, inherited by the twin)
+unless GLIBC_TUNABLES is set: otherwise each CPU step page-faults its temporaries in anew.
 """
 
 from __future__ import annotations
@@ -420,4 +424,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from framework import process_memory
+
+    process_memory.reexec_keeping_freed_memory()
     cli.exit_on_config_error(main)
