@@ -40,6 +40,13 @@ def arrays(*shapes):
     return [rng.standard_normal(s, dtype=np.float32) * 0.05 for s in shapes]
 
 
+def chain(x, *ws):
+    """x + x.W1.W2 for each pair of `ws` in turn (JAX or torch arrays alike)."""
+    for i in range(0, len(ws), 2):
+        x = x + (x @ ws[i]) @ ws[i + 1]
+    return x
+
+
 def jax_cases(repeats: int) -> dict[str, float]:
     """Returns {case: ms} for the JAX side."""
     import jax
@@ -62,11 +69,6 @@ def jax_cases(repeats: int) -> dict[str, float]:
         "weight gradient (1576, 768)^T x (1576, 3072)": timed(lambda a, b: a.T @ b, x, h),
     }
     chain_w = [jnp.asarray(a) for a in arrays(*[(WIDTH, MLP), (MLP, WIDTH)] * 4)]
-
-    def chain(x, *ws):
-        for i in range(0, len(ws), 2):
-            x = x + (x @ ws[i]) @ ws[i + 1]
-        return x
 
     out["4 x (x + x.W1.W2), forward + backward"] = timed(
         grad_of(chain, tuple(range(9))), x, *chain_w)
@@ -103,11 +105,6 @@ def torch_cases(repeats: int) -> dict[str, float]:
     chain_w = [torch.from_numpy(a).requires_grad_()
                for a in arrays(*[(WIDTH, MLP), (MLP, WIDTH)] * 4)]
     xg = x.clone().requires_grad_()
-
-    def chain(x, *ws):
-        for i in range(0, len(ws), 2):
-            x = x + (x @ ws[i]) @ ws[i + 1]
-        return x
 
     out["4 x (x + x.W1.W2), forward + backward"] = median_ms(grad_run(chain, xg, *chain_w),
                                                              repeats)

@@ -103,4 +103,3 @@ def peak_memory_bytes(device: jax.Device | None = None) -> tuple[int | None, str
     if stats and "peak_bytes_in_use" in stats:
         return int(stats["peak_bytes_in_use"]), "device allocator peak"
     return process_peak_rss_bytes(), "process peak RSS"
-

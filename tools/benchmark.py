@@ -241,13 +241,12 @@ def benchmark(config: Any, steps: int = 10, warmup: int = 2, input_batches: int 
     peak_memory_before_steps_bytes (the peak after setup and compiling, before the first
     step), step_memory_bytes (XLA's memory analysis of the compiled step: state, batch,
     outputs and temporaries), input_examples_per_sec, params, batch_size, num_devices,
-    load_average_1min (before,
-    after: other processes sharing the machine). With `forward`, also forward_time_s (the
-    median evaluation forward pass). With `compare`, "peer": the PyTorch twin's numbers
-    (tools.twin: library, params, versions, step_time_s, ..., its process's
-    peak_memory_bytes, forward_time_s) and speedup_vs_peer (its median step time / ours;
-    forward_speedup_vs_peer likewise); the two take turns step by step, and our peak memory
-    is then our own process's (the twin runs in another).
+    load_average_1min (before, after: other processes sharing the machine). With
+    `forward`, also forward_time_s (the median evaluation forward pass). With `compare`,
+    "peer": the PyTorch twin's numbers (tools.twin: library, params, versions, step_time_s,
+    ..., its process's peak_memory_bytes, forward_time_s) and speedup_vs_peer (its median
+    step time / ours; forward_speedup_vs_peer likewise); the two take turns step by step,
+    and our peak memory is then our own process's (the twin runs in another).
     """
     import jax
 

@@ -149,7 +149,6 @@ class MultiHeadDotProductAttention(nn.Module):
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f"attention_implementation={implementation!r}; use one of "
                              f"{IMPLEMENTATIONS}.")
-        long = query.shape[1] * key.shape[1] >= LONG_ATTENTION_PAIRS
         if implementation is None and mask is None and jax.default_backend() == "cpu":
             implementation = "blockwise"
         if implementation == "blockwise":
@@ -161,7 +160,7 @@ class MultiHeadDotProductAttention(nn.Module):
         def attend(q, k, v, m):
             return jax.nn.dot_product_attention(q, k, v, mask=m, implementation=implementation)
 
-        if implementation != "cudnn" and long:
+        if implementation != "cudnn" and query.shape[1] * key.shape[1] >= LONG_ATTENTION_PAIRS:
             attend = jax.checkpoint(attend)
         return attend(query, key, value, mask)
 
